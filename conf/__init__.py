@@ -1,0 +1,1 @@
+"""Hydra configuration: YAML groups and the typed schema that validates them."""

@@ -1,0 +1,47 @@
+"""Cloud-edge continuum simulator and its Gymnasium environments.
+
+Importing ``envs`` registers the env ids; it pulls in neither torch nor SB3.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from envs.config import (
+    RewardConfig,
+    ScenarioConfig,
+    Tier,
+    TwoTierEnvConfig,
+)
+from envs.errors import ConfigError
+from envs.factory import TWO_TIER_IDS, make_region_env, make_region_vec_env
+from envs.scenario import World, compile_scenario, load_scenario
+from envs.two_tier import TwoTierSchedulingEnv
+from envs.two_tier_core import TwoTierCore
+
+_EPISODE_LENGTH = TwoTierEnvConfig().episode_length
+
+for _tier, _env_id in TWO_TIER_IDS.items():
+    if _env_id not in gym.registry:
+        gym.register(
+            id=_env_id,
+            entry_point="envs.two_tier:TwoTierSchedulingEnv",
+            max_episode_steps=_EPISODE_LENGTH,
+            kwargs={"config": TwoTierEnvConfig(learn=_tier)},
+        )
+
+__all__ = [
+    "TWO_TIER_IDS",
+    "ConfigError",
+    "RewardConfig",
+    "ScenarioConfig",
+    "Tier",
+    "TwoTierCore",
+    "TwoTierEnvConfig",
+    "TwoTierSchedulingEnv",
+    "World",
+    "compile_scenario",
+    "load_scenario",
+    "make_region_env",
+    "make_region_vec_env",
+]

@@ -1,0 +1,365 @@
+"""The batched two-tier core: B environments of one scenario in numpy arrays.
+
+One :meth:`TwoTierCore.step` call advances all B environments through
+:func:`envs.two_tier_kernels.step_batch`. :class:`envs.two_tier.TwoTierSchedulingEnv`
+is the B = 1 view of this class and :class:`envs.vec_env.BatchedVecEnv` its SB3 face.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from omegaconf import OmegaConf
+
+from envs import heuristics
+from envs import two_tier_kernels as K
+from envs.batched import BatchStep
+from envs.config import RewardConfig, ScenarioConfig, Tier, TwoTierEnvConfig
+from envs.errors import ConfigError
+from envs.rng import seed_streams
+from envs.scenario import (
+    NODE_CORES,
+    NODE_IS_EDGE,
+    PAIR_BW_BPS,
+    PAIR_EGRESS_USD_GB,
+    PAIR_RTT_S,
+    REG_CONTINENT,
+    REG_CONTROLLED,
+    REG_END,
+    REG_START,
+    TN_CAPABLE,
+    TN_COST_USD,
+    TN_ENERGY_J,
+    TN_EXEC_S,
+    TYPE_BYTES,
+    TYPE_CARBON_REF,
+    TYPE_COST_REF,
+    TYPE_IN_GB,
+    TYPE_OUT_GB,
+    TYPE_SAME_CONTINENT,
+    TYPE_SLO_S,
+    World,
+    compile_scenario,
+    load_scenario,
+)
+from envs.two_tier_layout import NODE_FEATURES, ObsLayout
+from envs.units import parse_duration
+
+_WORLD_CACHE: dict[str, World] = {}
+
+
+def _world(cfg: ScenarioConfig) -> World:
+    """Compile a scenario once per process (keyed by its canonical YAML)."""
+    key = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    world = _WORLD_CACHE.get(key)
+    if world is None:
+        world = compile_scenario(cfg)
+        if len(_WORLD_CACHE) >= 4:
+            _WORLD_CACHE.pop(next(iter(_WORLD_CACHE)))
+        _WORLD_CACHE[key] = world
+    return world
+
+
+def static_tables(world: World, clip: float) -> tuple[np.ndarray, np.ndarray]:
+    """Everything the kernels need that does not depend on the state.
+
+    Returns ``tn[K, N, N_TN]`` (expected service seconds, inf where a node cannot
+    serve the type, then the static node features) and ``reg_static[K, R, R, N_RS]``
+    (indexed type, origin, serving region), normalised like the observation (by SLO
+    and the type's reference cost and carbon) and clipped.
+    """
+    tn = world.type_node
+    n_types, n_nodes = tn.shape[0], tn.shape[1]
+    n_regions = world.n_regions
+    capable = tn[:, :, TN_CAPABLE] > 0
+    tf = world.type_f
+    table = np.zeros((n_types, n_nodes, K.N_TN))
+    table[:, :, K.TN_EXEC] = np.where(capable, tn[:, :, TN_EXEC_S], np.inf)
+    table[:, :, K.TN_CAPABLE] = capable
+    table[:, :, K.TN_EXEC_N] = tn[:, :, TN_EXEC_S] / tf[:, None, TYPE_SLO_S]
+    table[:, :, K.TN_COST_N] = tn[:, :, TN_COST_USD] / tf[:, None, TYPE_COST_REF]
+    table[:, :, K.TN_CARBON_COEF] = (
+        tn[:, :, TN_ENERGY_J] / 3.6e6 / tf[:, None, TYPE_CARBON_REF]
+    )
+    table[:, :, K.TN_IS_EDGE] = world.node_f[None, :, NODE_IS_EDGE]
+    table[:, :, K.TN_EXEC_N : K.TN_COST_N + 1] = np.minimum(
+        table[:, :, K.TN_EXEC_N : K.TN_COST_N + 1], clip
+    )
+    reg_static = np.zeros((n_types, n_regions, n_regions, K.N_RS))
+    pair = world.pair_f
+    continent = world.region_i[:, REG_CONTINENT]
+    for q in range(n_regions):
+        lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+        reg_static[:, :, q, K.RS_INV_CORES] = (
+            1.0 / world.node_f[lo:hi, NODE_CORES].sum()
+        )
+        for k in range(n_types):
+            cap = capable[k, lo:hi]
+            slo = tf[k, TYPE_SLO_S]
+            for o in range(n_regions):
+                resident = (
+                    tf[k, TYPE_SAME_CONTINENT] == 0 or continent[o] == continent[q]
+                )
+                egress = (
+                    tf[k, TYPE_IN_GB] * pair[o, q, PAIR_EGRESS_USD_GB]
+                    + tf[k, TYPE_OUT_GB] * pair[q, o, PAIR_EGRESS_USD_GB]
+                )
+                st = reg_static[k, o, q]
+                st[K.RS_VALID] = float(cap.any() and resident)
+                st[K.RS_RTT] = min(pair[o, q, PAIR_RTT_S] / slo, clip)
+                transfer = tf[k, TYPE_BYTES] / pair[o, q, PAIR_BW_BPS] / slo
+                st[K.RS_TRANSFER] = min(transfer, clip)
+                if cap.any():
+                    cost = tn[k, lo:hi, TN_COST_USD][cap].min() + egress
+                    st[K.RS_COST] = min(cost / tf[k, TYPE_COST_REF], clip)
+                    energy = tn[k, lo:hi, TN_ENERGY_J][cap].min()
+                    st[K.RS_CARBON_COEF] = energy / 3.6e6 / tf[k, TYPE_CARBON_REF]
+                else:
+                    st[K.RS_COST] = clip
+                    st[K.RS_CARBON_COEF] = 1e9  # clipped to obs_clip when scaled
+    return table, reg_static
+
+
+def _heuristic(name: str, table: dict[str, int], field: str) -> int:
+    if name not in table:
+        raise ConfigError(field, f"one of {', '.join(table)}, got {name!r}")
+    return table[name]
+
+
+class TwoTierCore:
+    """B independent two-tier scheduling environments of one scenario.
+
+    Args:
+        scenario: name, path or config (see :func:`envs.scenario.load_scenario`).
+        num_envs: B.
+        controlled: region ids whose requests the agent decides; ``None`` = all regions.
+        config: which tier learns, heuristics, episode length, warm-up.
+        reward: reward weights.
+        auto_truncate: end episodes after ``config.episode_length`` decisions inside the
+            core (VecEnv use); off for the Gymnasium env, where ``TimeLimit`` does it.
+    """
+
+    render_mode: str | None = None
+
+    def __init__(
+        self,
+        scenario: str | ScenarioConfig | Any,
+        num_envs: int = 1,
+        controlled: list[str] | tuple[str, ...] | None = None,
+        config: TwoTierEnvConfig | None = None,
+        reward: RewardConfig | None = None,
+        auto_truncate: bool = True,
+    ) -> None:
+        self.scenario = load_scenario(scenario)
+        self.config = config or TwoTierEnvConfig()
+        self.reward_config = reward or RewardConfig()
+        self.world = world = _world(self.scenario)
+        self.num_envs = num_envs
+        cfg = self.config
+        if num_envs < 1:
+            raise ConfigError("num_envs", f"at least 1, got {num_envs}")
+        if cfg.episode_length < 1:
+            raise ConfigError(
+                "env.episode_length", f"at least 1, got {cfg.episode_length}"
+            )
+        ids = world.region_ids if controlled is None else tuple(controlled)
+        self.controlled = tuple(world.region_index(r) for r in ids)
+
+        # ---- modes and the observation layout
+        try:
+            learn = Tier(cfg.learn)
+        except ValueError:
+            raise ConfigError(
+                "env.learn", f"one of {[t.value for t in Tier]}, got {cfg.learn!r}"
+            ) from None
+        lb_mode = heuristics.AGENT
+        sched_mode = heuristics.AGENT
+        if learn is Tier.scheduler:
+            lb_mode = _heuristic(
+                cfg.lb_heuristic, heuristics.LB_HEURISTICS, "env.lb_heuristic"
+            )
+        if learn is Tier.lb:
+            sched_mode = _heuristic(
+                cfg.scheduler_heuristic,
+                heuristics.SCHEDULER_HEURISTICS,
+                "env.scheduler_heuristic",
+            )
+        bg_mode = _heuristic(
+            cfg.background_scheduler,
+            heuristics.SCHEDULER_HEURISTICS,
+            "env.background_scheduler",
+        )
+        self.layout = layout = ObsLayout(
+            world.n_regions, world.n_types, world.max_region_nodes, cfg.region_id_input
+        )
+        n_actions = {
+            Tier.lb: world.n_regions,
+            Tier.scheduler: layout.max_nodes,
+            Tier.both: max(world.n_regions, layout.max_nodes),
+        }[learn]
+        self.single_action_space = spaces.Discrete(n_actions)
+        low = np.full(layout.size, -1.0, dtype=np.float32)
+        high = np.full(layout.size, cfg.obs_clip, dtype=np.float32)
+        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
+
+        # ---- static arrays (see the tuple layouts in envs.two_tier_kernels)
+        w = self.reward_config
+        weights = (w.latency, w.queueing, w.slo_violation, w.cost, w.carbon)
+        names = ("latency", "queueing", "slo_violation", "cost", "carbon")
+        for name, value in zip(names, weights, strict=True):
+            if value < 0 or not math.isfinite(value):
+                raise ConfigError(
+                    f"reward.{name}", f"a non-negative weight, got {value}"
+                )
+        if cfg.obs_clip <= 0:
+            raise ConfigError("env.obs_clip", f"a positive number, got {cfg.obs_clip}")
+        params = np.zeros(K.N_PARAMS)
+        params[K.P_SAT_WAIT] = parse_duration(
+            cfg.saturation_wait, "env.saturation_wait"
+        )
+        params[K.P_GAMMA_SHAPE] = world.service_shape
+        params[K.P_W_LAT : K.P_W_CARBON + 1] = weights
+        params[K.P_WARMUP] = parse_duration(cfg.warmup, "env.warmup")
+        params[K.P_CLIP] = cfg.obs_clip
+        params[K.P_MAX_SLO] = world.type_f[:, TYPE_SLO_S].max()
+        params[K.P_LOG_MAX_BYTES] = max(
+            math.log1p(world.type_f[:, TYPE_BYTES].max()), 1e-9
+        )
+        if cfg.invalid_action_penalty < 0:
+            raise ConfigError(
+                "env.invalid_action_penalty", f">= 0, got {cfg.invalid_action_penalty}"
+            )
+        params[K.P_INVALID_PENALTY] = cfg.invalid_action_penalty
+        ip = np.zeros(K.N_IPARAMS, dtype=np.int64)
+        ip[K.IP_LB_MODE], ip[K.IP_SCHED_MODE], ip[K.IP_BG_MODE] = (
+            lb_mode,
+            sched_mode,
+            bg_mode,
+        )
+        ip[K.IP_EP_LEN] = cfg.episode_length if auto_truncate else 0
+        ip[K.IP_NMAX] = layout.max_nodes
+        ip[K.IP_START_HOUR] = world.start_hour
+        ip[K.IP_OFF_TYPE] = layout.type_offset
+        ip[K.IP_OFF_SCALAR] = layout.scalar_offset
+        ip[K.IP_OFF_ORIGIN] = layout.origin_offset
+        ip[K.IP_OFF_REGION] = layout.region_offset
+        ip[K.IP_OFF_NODE] = layout.node_offset
+        if cfg.auto_reset not in ("continue", "warm"):
+            raise ConfigError(
+                "env.auto_reset", f"'continue' or 'warm', got {cfg.auto_reset!r}"
+            )
+        ip[K.IP_CONTINUE] = int(cfg.auto_reset == "continue")
+        ip[K.IP_FALLBACK_LB] = _heuristic(
+            cfg.lb_heuristic, heuristics.LB_HEURISTICS, "env.lb_heuristic"
+        )
+        ip[K.IP_FALLBACK_SCHED] = _heuristic(
+            cfg.scheduler_heuristic,
+            heuristics.SCHEDULER_HEURISTICS,
+            "env.scheduler_heuristic",
+        )
+        region_i = world.region_i.copy()
+        region_i[list(self.controlled), REG_CONTROLLED] = 1
+        tn, reg_static = static_tables(world, cfg.obs_clip)
+        self._world = (
+            world.node_f, region_i, tn, reg_static, world.type_f, world.hourly,
+            world.burst, world.pair_f, world.mix_cum, params, ip,
+            np.ascontiguousarray(tn[:, :, K.TN_EXEC]),
+            1.0 / world.node_f[:, NODE_CORES],
+        )  # fmt: skip
+
+        # ---- dynamic state
+        b, n, r, d = num_envs, world.n_nodes, world.n_regions, layout.size
+        self.ist = np.zeros((b, K.N_IS), dtype=np.int64)
+        self.fs = np.zeros((b, K.N_FS))
+        self.core_free = np.zeros((b, int(world.node_cores.sum())))
+        self.node_dyn = np.zeros((b, K.N_ND, n))
+        self.reg_dyn = np.zeros((b, K.N_RD, r))
+        self.burst_off = np.zeros((b, r), dtype=np.int64)
+        self.rng = np.ones((b, 2), dtype=np.uint64)
+        self.rr = np.zeros((3, b), dtype=np.int64)
+        self.scratch = np.zeros((b, layout.max_nodes * NODE_FEATURES), dtype=np.float32)
+        self.comps = np.zeros((b, K.N_COMPS))
+        self._state = (
+            self.ist, self.fs, self.core_free, self.node_dyn, self.reg_dyn,
+            self.burst_off, self.rng, self.rr, self.scratch, self.comps,
+        )  # fmt: skip
+        self.obs = np.zeros((b, d), dtype=np.float32)
+        self.mask = np.zeros((b, n_actions), dtype=bool)
+        self.reward = np.zeros(b, dtype=np.float32)
+        self.truncated = np.zeros(b, dtype=bool)
+        self.terminated = np.zeros(b, dtype=bool)
+        self.final_obs = np.zeros((b, d), dtype=np.float32)
+        self.ep_out = np.zeros((b, K.N_EP))
+        self._out = (
+            self.obs,
+            self.mask,
+            self.reward,
+            self.truncated,
+            self.final_obs,
+            self.ep_out,
+        )
+
+    # ------------------------------------------------------------------ batched API
+    def seed_streams(self, seed: int | None) -> None:
+        """Give every environment an independent random stream derived from ``seed``."""
+        self.rng[:] = seed_streams(np.random.default_rng(seed), self.num_envs)
+
+    def reset_one(self, index: int) -> None:
+        """Start a new episode in environment ``index`` (stream left as seeded)."""
+        K.reset_env(index, self._world, self._state, self.obs, self.mask)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Seed and reset every environment; return their observations."""
+        self.seed_streams(seed)
+        for i in range(self.num_envs):
+            self.reset_one(i)
+        return self.obs
+
+    def step(self, actions: np.ndarray) -> BatchStep:
+        """One decision in every environment (auto-reset at the episode length)."""
+        K.step_batch(
+            np.asarray(actions, dtype=np.int64), self._world, self._state, self._out
+        )
+        return BatchStep(
+            self.obs, self.reward, self.terminated, self.truncated, self.final_obs
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """``bool[B, A]`` masks of the pending decisions."""
+        return self.mask
+
+    def step_info(self, index: int) -> dict[str, Any]:
+        """Raw components of environment ``index``'s last step (``COMPONENT_NAMES``)."""
+        row = self.comps[index].tolist()
+        info: dict[str, Any] = dict(zip(K.COMPONENT_NAMES, row, strict=True))
+        info["placed"] = bool(row[K.C_PLACED])
+        info["slo_violated"] = bool(row[K.C_VIOL])
+        info["invalid_action"] = bool(row[K.C_INVALID])
+        world = self.world
+        placed = info["placed"]
+        info["region"] = world.region_ids[int(row[K.C_REGION])] if placed else None
+        info["node"] = world.node_names[int(row[K.C_NODE])] if placed else None
+        info["origin"] = world.region_ids[int(row[K.C_ORIGIN])] if placed else None
+        info["request_type"] = world.type_names[int(row[K.C_TYPE])] if placed else None
+        info["phase"] = "lb" if self.ist[index, K.IS_PHASE] == 0 else "scheduler"
+        return info
+
+    def episode_info(self, index: int) -> dict[str, Any]:
+        """Totals of the last finished episode of environment ``index``."""
+        e = self.ep_out[index]
+        placed = max(e[K.FS_PLACED], 1.0)
+        return {
+            "r": float(e[K.FS_RETURN]),
+            "l": int(e[K.E_LENGTH]),
+            "requests": int(e[K.FS_PLACED]),
+            "mean_latency_s": float(e[K.FS_LATENCY] / placed),
+            "mean_queue_wait_s": float(e[K.FS_WAIT] / placed),
+            "slo_violation_rate": float(e[K.FS_VIOL] / placed),
+            "cost_usd": float(e[K.FS_COST]),
+            "carbon_g": float(e[K.FS_CARBON]),
+            "energy_j": float(e[K.FS_ENERGY]),
+            "sim_seconds": float(e[K.E_SIM_SECONDS]),
+        }

@@ -1,0 +1,1029 @@
+"""Numba kernels of the two-tier simulator: B environments advanced by one call.
+
+Event flow of one environment (times in seconds since its reset):
+
+1. Arrivals of *all* regions form one merged non-homogeneous Poisson process whose
+   rate is piecewise constant per simulated second (``rate_r = hourly rate x burst
+   factor``). The next arrival is drawn by inverting the integrated rate; its origin
+   in proportion to the regions' rates, its type from the origin's mix, and a
+   unit-mean Gamma service factor.
+2. An arrival from a region the agent does not control (or during warm-up) is served
+   in its own region by the background heuristic. An arrival from a controlled region
+   becomes the pending request: the load balancer (tier 1) picks a region, then the
+   scheduler (tier 2) a node in it. A tier played by a heuristic is resolved here; the
+   kernel returns when a learned tier must act.
+3. Dispatch: the request reaches the node after half the RTT plus its upload, queues
+   FCFS for the earliest-free core (:func:`envs.queues.dispatch`), runs for
+   ``execution time x factor / speed`` and returns after the download and the other
+   half of the RTT. Cost, energy and carbon follow from the node and the hour.
+
+The entry points take the static ``world`` and dynamic ``state`` tuples (layouts in
+:mod:`envs.two_tier_core`) and unpack them once; every helper takes the arrays it
+uses explicitly, because numba pays for each array of a tuple handed to a call
+(hundreds of ns per call for these tuples). Per-node loops call nothing; what does
+not depend on the state is precomputed per (type, node) and (type, origin, region);
+region utilisation is kept incrementally and rescanned only after a core release.
+No ``while True`` loops: numba 0.68 can drop assignments inside them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from envs.heuristics import AGENT, LATENCY, LEAST_LOADED, choose_node, choose_region
+from envs.queues import dispatch
+from envs.rng import exponential, gamma_unit_mean, randint, standard_normal, uniform
+from envs.scenario import (
+    HOUR_CARBON,
+    HOUR_LOCAL,
+    HOUR_RATE,
+    NODE_ACCESS_RTT_S,
+    NODE_CORE_OFFSET,
+    NODE_CORES,
+    NODE_PRICE_CORE_S,
+    NODE_WATTS_BUSY_CORE,
+    PAIR_BW_BPS,
+    PAIR_EGRESS_USD_GB,
+    PAIR_RTT_S,
+    PAIR_RTT_SIGMA,
+    REG_BURST_LEN,
+    REG_CONTROLLED,
+    REG_END,
+    REG_START,
+    TYPE_BYTES,
+    TYPE_CARBON_REF,
+    TYPE_COST_REF,
+    TYPE_IN_GB,
+    TYPE_OUT_GB,
+    TYPE_SLO_S,
+)
+from envs.two_tier_layout import (
+    NF_CARBON,
+    NF_COST,
+    NF_EXEC,
+    NF_IS_EDGE,
+    NF_UTIL,
+    NF_VALID,
+    NF_WAIT,
+    NODE_FEATURES,
+    PHASE_LB,
+    PHASE_SCHEDULER,
+    REGION_FEATURES,
+    RF_BEST_COMPLETION,
+    RF_CARBON,
+    RF_COST,
+    RF_IS_ORIGIN,
+    RF_IS_SELECTED,
+    RF_RTT,
+    RF_TRANSFER,
+    RF_UTIL,
+    RF_VALID,
+)
+
+# Float parameters (``params``).
+P_SAT_WAIT, P_GAMMA_SHAPE, P_W_LAT, P_W_QUEUE, P_W_SLO, P_W_COST, P_W_CARBON = range(7)
+P_WARMUP, P_CLIP, P_MAX_SLO, P_LOG_MAX_BYTES, P_INVALID_PENALTY = 7, 8, 9, 10, 11
+N_PARAMS = 12
+# Integer parameters (``iparams``).
+IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
+IP_OFF_TYPE, IP_OFF_SCALAR, IP_OFF_ORIGIN, IP_OFF_REGION, IP_OFF_NODE = 6, 7, 8, 9, 10
+IP_FALLBACK_LB, IP_FALLBACK_SCHED, IP_CONTINUE = 11, 12, 13
+N_IPARAMS = 14
+# Per (type, node) table ``tn``: raw expected service (inf = cannot serve), then the
+# observation's static node features, already normalised and clipped.
+TN_EXEC, TN_CAPABLE, TN_EXEC_N, TN_COST_N, TN_CARBON_COEF, TN_IS_EDGE = range(6)
+N_TN = 6
+# Per (type, origin, region) table ``reg_static``.
+RS_VALID, RS_RTT, RS_TRANSFER, RS_COST, RS_CARBON_COEF, RS_INV_CORES = range(6)
+N_RS = 6
+# Per-env float state (``fs``).
+FS_T, FS_G, FS_SEC_TOTAL, FS_RETURN, FS_LATENCY, FS_WAIT, FS_VIOL = range(7)
+FS_COST, FS_CARBON, FS_ENERGY, FS_PLACED, FS_T_START = 7, 8, 9, 10, 11
+N_FS = 12
+# Per-env integer state (``ist``).
+IS_PHASE, IS_TYPE, IS_ORIGIN, IS_SELECTED, IS_STEP, IS_SEC, IS_HOUR0, IS_PENDING = (
+    range(8)
+)
+N_IS = 8
+# Per-node dynamic state (``node_dyn[b, field, node]``).
+ND_FREE, ND_NEXT, ND_BUSY = 0, 1, 2
+N_ND = 3
+# Per-region dynamic state (``reg_dyn[b, field, region]``): busy cores, next core
+# release, arrival rate of the current second.
+RD_BUSY, RD_NEXT, RD_RATE = 0, 1, 2
+N_RD = 3
+# Components of the last step (``comps``).
+C_PLACED, C_LATENCY, C_WAIT, C_RTT, C_TRANSFER, C_SERVICE, C_VIOL = range(7)
+C_COST, C_EGRESS, C_ENERGY, C_CARBON, C_REGION, C_NODE, C_ORIGIN = range(7, 14)
+C_TYPE, C_REWARD, C_INVALID = 14, 15, 16
+N_COMPS = 17
+COMPONENT_NAMES = (
+    "placed", "latency_s", "queue_wait_s", "rtt_s", "transfer_s", "service_s",
+    "slo_violated", "cost_usd", "egress_usd", "energy_j", "carbon_g",
+    "region", "node", "origin", "request_type", "reward", "invalid_action",
+)  # fmt: skip
+# Episode summary (``ep_out``): FS_RETURN..FS_PLACED, then length and simulated time.
+E_LENGTH, E_SIM_SECONDS = FS_PLACED + 1, FS_PLACED + 2
+N_EP = FS_PLACED + 3
+
+HOURS = 8760
+
+
+# ---------------------------------------------------------------- arrival process
+@nb.njit(cache=True)
+def _hour(b: int, t: float, ist: np.ndarray) -> int:
+    return (ist[b, IS_HOUR0] + int(t // 3600.0)) % HOURS
+
+
+@nb.njit(cache=True)
+def _load_second(b, sec, ist, fs, reg_dyn, burst_off, region_i, hourly, burst):
+    """Cache every region's arrival rate for simulated second ``sec``."""
+    hour = (ist[b, IS_HOUR0] + sec // 3600) % HOURS
+    total = 0.0
+    for r in range(region_i.shape[0]):
+        idx = (burst_off[b, r] + sec) % region_i[r, REG_BURST_LEN]
+        rate = hourly[r, hour, HOUR_RATE] * burst[r, idx]
+        reg_dyn[b, RD_RATE, r] = rate
+        total += rate
+    fs[b, FS_SEC_TOTAL] = total
+    ist[b, IS_SEC] = sec
+
+
+@nb.njit(cache=True)
+def _next_arrival(b, ist, fs, reg_dyn, burst_off, rng, region_i, hourly, burst):
+    """Advance the clock to the merged process's next arrival; return its origin."""
+    t = fs[b, FS_T]
+    e = exponential(rng, b)
+    sec = ist[b, IS_SEC]
+    lam = fs[b, FS_SEC_TOTAL]
+    while lam * ((sec + 1) - t) <= e:  # the arrival falls after this second
+        e -= lam * ((sec + 1) - t)
+        t = float(sec + 1)
+        _load_second(b, sec + 1, ist, fs, reg_dyn, burst_off, region_i, hourly, burst)
+        sec = ist[b, IS_SEC]
+        lam = fs[b, FS_SEC_TOTAL]
+    t += e / lam
+    fs[b, FS_T] = t
+    pick = uniform(rng, b) * lam
+    n_regions = region_i.shape[0]
+    for r in range(n_regions - 1):
+        pick -= reg_dyn[b, RD_RATE, r]
+        if pick < 0.0:
+            return r
+    return n_regions - 1
+
+
+@nb.njit(cache=True)
+def _draw_type(b, o, fs, rng, mix_cum, gamma_shape):
+    """Type of an arrival from ``o``; its service factor goes to ``fs[b, FS_G]``."""
+    u = uniform(rng, b)
+    k = 0
+    while k < mix_cum.shape[1] - 1 and u >= mix_cum[o, k]:
+        k += 1
+    fs[b, FS_G] = gamma_unit_mean(rng, b, gamma_shape)
+    return k
+
+
+# ------------------------------------------------------------------- node state
+@nb.njit(cache=True)
+def _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn):
+    """Recount node ``n``'s busy cores at ``t`` (keeps its region's total in step)."""
+    earliest = np.inf
+    nxt = np.inf
+    busy = 0.0
+    first = int(node_f[n, NODE_CORE_OFFSET])
+    for c in range(first, first + int(node_f[n, NODE_CORES])):
+        f = core_free[b, c]
+        if f < earliest:
+            earliest = f
+        if f > t:
+            busy += 1.0
+            if f < nxt:
+                nxt = f
+    reg_dyn[b, RD_BUSY, q] += busy - node_dyn[b, ND_BUSY, n]
+    node_dyn[b, ND_FREE, n] = earliest
+    node_dyn[b, ND_NEXT, n] = nxt
+    node_dyn[b, ND_BUSY, n] = busy
+
+
+@nb.njit(cache=True)
+def _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn):
+    """Refresh the nodes of region ``q`` that released a core, and its next release."""
+    nxt = np.inf
+    for n in range(region_i[q, REG_START], region_i[q, REG_END]):
+        if t >= node_dyn[b, ND_NEXT, n]:
+            _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn)
+        if node_dyn[b, ND_NEXT, n] < nxt:
+            nxt = node_dyn[b, ND_NEXT, n]
+    reg_dyn[b, RD_NEXT, q] = nxt
+
+
+# ----------------------------------------------------------------- observations
+@nb.njit(cache=True)
+def _fill_nodes(
+    b, q, k, t, blk, carbon, inv_slo, clip, sat, region_i, node_f, tn, inv_cores,
+    core_free, node_dyn, reg_dyn,
+):  # fmt: skip
+    """Node features of region ``q`` for a type-``k`` request into ``blk`` (float32)."""
+    if t >= reg_dyn[b, RD_NEXT, q]:  # a core of the region was released: recount
+        _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
+    lo = region_i[q, REG_START]
+    count = region_i[q, REG_END] - lo
+    free = node_dyn[b, ND_FREE]
+    busy = node_dyn[b, ND_BUSY]
+    tnk = tn[k]
+    any_room = False
+    for i in range(count):
+        n = lo + i
+        wait = max(free[n] - t, 0.0)
+        capable = tnk[n, TN_CAPABLE]
+        blk[i, NF_VALID] = capable
+        blk[i, NF_WAIT] = min(wait * inv_slo, clip)
+        blk[i, NF_EXEC] = tnk[n, TN_EXEC_N]
+        blk[i, NF_UTIL] = busy[n] * inv_cores[n]
+        blk[i, NF_COST] = tnk[n, TN_COST_N]
+        blk[i, NF_CARBON] = min(tnk[n, TN_CARBON_COEF] * carbon, clip)
+        blk[i, NF_IS_EDGE] = tnk[n, TN_IS_EDGE]
+        if capable > 0.0 and (sat <= 0.0 or wait <= sat):
+            any_room = True
+    for i in range(count, blk.shape[0]):
+        for j in range(NODE_FEATURES):
+            blk[i, j] = 0.0
+    if any_room and sat > 0.0:  # decided on float64 waits, as ``any_room`` was
+        for i in range(count):
+            if free[lo + i] - t > sat:
+                blk[i, NF_VALID] = 0.0
+
+
+@nb.njit(cache=True)
+def _fill_regions(
+    b, o, k, t, blk, hour, inv_slo, clip, region_i, node_f, tn_exec, reg_static, hourly,
+    core_free, node_dyn, reg_dyn,
+):  # fmt: skip
+    """Region features of serving a type-``k`` request from origin ``o`` (float32)."""
+    free = node_dyn[b, ND_FREE]
+    exec_k = tn_exec[k]
+    for q in range(region_i.shape[0]):
+        if t >= reg_dyn[b, RD_NEXT, q]:
+            _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
+        best = np.inf
+        for n in range(region_i[q, REG_START], region_i[q, REG_END]):
+            best = min(best, max(free[n] - t, 0.0) + exec_k[n])
+        blk[q, RF_VALID] = reg_static[k, o, q, RS_VALID]
+        blk[q, RF_IS_ORIGIN] = 1.0 if q == o else 0.0
+        blk[q, RF_IS_SELECTED] = 0.0
+        blk[q, RF_RTT] = reg_static[k, o, q, RS_RTT]
+        blk[q, RF_TRANSFER] = reg_static[k, o, q, RS_TRANSFER]
+        blk[q, RF_BEST_COMPLETION] = min(best * inv_slo, clip)
+        blk[q, RF_UTIL] = reg_dyn[b, RD_BUSY, q] * reg_static[k, o, q, RS_INV_CORES]
+        blk[q, RF_COST] = reg_static[k, o, q, RS_COST]
+        carbon = reg_static[k, o, q, RS_CARBON_COEF] * hourly[q, hour, HOUR_CARBON]
+        blk[q, RF_CARBON] = min(carbon, clip)
+
+
+@nb.njit(cache=True)
+def _write_obs(
+    b, obs, mask, ist, fs, core_free, node_dyn, reg_dyn, region_i, node_f, tn, tn_exec,
+    inv_cores, reg_static, type_f, hourly, params, iparams,
+):  # fmt: skip
+    """Observation and mask of the pending decision of environment ``b``.
+
+    In the scheduler phase the region block already describes this request (written
+    at its LB phase, by the agent's observation or the heuristic LB): only the
+    selection flag changes.
+    """
+    n_regions = region_i.shape[0]
+    n_max = iparams[IP_NMAX]
+    o = ist[b, IS_ORIGIN]
+    k = ist[b, IS_TYPE]
+    phase = ist[b, IS_PHASE]
+    selected = ist[b, IS_SELECTED]
+    t = fs[b, FS_T]
+    hour = _hour(b, t, ist)
+    inv_slo = 1.0 / type_f[k, TYPE_SLO_S]
+    clip = params[P_CLIP]
+    row = obs[b]
+    for j in range(iparams[IP_OFF_REGION]):
+        row[j] = 0.0
+    row[phase] = 1.0
+    row[iparams[IP_OFF_TYPE] + k] = 1.0
+    s = iparams[IP_OFF_SCALAR]
+    row[s] = type_f[k, TYPE_SLO_S] / params[P_MAX_SLO]
+    row[s + 1] = math.log1p(type_f[k, TYPE_BYTES]) / params[P_LOG_MAX_BYTES]
+    angle = 2.0 * math.pi * hourly[o, hour, HOUR_LOCAL] / 24.0
+    row[s + 2] = math.sin(angle)
+    row[s + 3] = math.cos(angle)
+    if iparams[IP_OFF_ORIGIN] >= 0:
+        row[iparams[IP_OFF_ORIGIN] + o] = 1.0
+    off_r = iparams[IP_OFF_REGION]
+    off_n = iparams[IP_OFF_NODE]
+    region_blk = row[off_r : off_r + n_regions * REGION_FEATURES].reshape(
+        (n_regions, REGION_FEATURES)
+    )
+    node_blk = row[off_n : off_n + n_max * NODE_FEATURES].reshape(
+        (n_max, NODE_FEATURES)
+    )
+    view = o
+    if phase == PHASE_LB:
+        _fill_regions(
+            b,
+            o,
+            k,
+            t,
+            region_blk,
+            hour,
+            inv_slo,
+            clip,
+            region_i,
+            node_f,
+            tn_exec,
+            reg_static,
+            hourly,
+            core_free,
+            node_dyn,
+            reg_dyn,
+        )
+    else:
+        view = selected
+        for q in range(n_regions):
+            region_blk[q, RF_IS_SELECTED] = 1.0 if q == selected else 0.0
+    carbon = hourly[view, hour, HOUR_CARBON]
+    _fill_nodes(
+        b,
+        view,
+        k,
+        t,
+        node_blk,
+        carbon,
+        inv_slo,
+        clip,
+        params[P_SAT_WAIT],
+        region_i,
+        node_f,
+        tn,
+        inv_cores,
+        core_free,
+        node_dyn,
+        reg_dyn,
+    )
+    for a in range(mask.shape[1]):
+        mask[b, a] = False
+    if phase == PHASE_LB:
+        for q in range(n_regions):
+            mask[b, q] = region_blk[q, RF_VALID] > 0.0
+    else:
+        for i in range(min(n_max, mask.shape[1])):
+            mask[b, i] = node_blk[i, NF_VALID] > 0.0
+
+
+# ---------------------------------------------------------------------- serving
+@nb.njit(cache=True)
+def _background_node(
+    b, q, k, mode, t, sat, region_i, node_f, tn_exec, inv_cores, core_free, node_dyn,
+    reg_dyn,
+):  # fmt: skip
+    """Least-loaded or latency placement of background traffic, without a block.
+
+    The same rule as :func:`envs.heuristics.choose_node` (lowest wait, or wait plus
+    execution, among capable non-saturated nodes; ties by utilisation, then index),
+    on raw float64 values: background traffic is most of what the simulator does in
+    a region's env, and building observation blocks for it would dominate.
+    """
+    if t >= reg_dyn[b, RD_NEXT, q]:
+        _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
+    lo, hi = region_i[q, REG_START], region_i[q, REG_END]
+    free = node_dyn[b, ND_FREE]
+    busy = node_dyn[b, ND_BUSY]
+    exec_k = tn_exec[k]
+    limit = np.inf
+    if sat > 0.0:
+        for n in range(lo, hi):
+            if exec_k[n] < np.inf and free[n] - t <= sat:
+                limit = sat  # some capable node has room: saturated ones are masked
+                break
+    best = -1
+    best_score = np.inf
+    best_util = np.inf
+    for n in range(lo, hi):
+        if exec_k[n] == np.inf:
+            continue
+        wait = max(free[n] - t, 0.0)
+        if wait > limit:
+            continue
+        score = wait if mode == LEAST_LOADED else wait + exec_k[n]
+        if score < best_score:
+            best, best_score, best_util = n, score, busy[n] * inv_cores[n]
+        elif score == best_score:
+            util = busy[n] * inv_cores[n]
+            if util < best_util:
+                best, best_util = n, util
+    return best
+
+
+@nb.njit(cache=True)
+def _serve(
+    b, o, q, n, k, t, g, rng, node_f, pair_f, type_f, tn, core_free, node_dyn, reg_dyn
+):
+    """Queue the request on node ``n`` in ``q``: (rtt, transfer, wait, service)."""
+    bandwidth = pair_f[o, q, PAIR_BW_BPS]
+    rtt = node_f[n, NODE_ACCESS_RTT_S]
+    if q != o:
+        sigma = pair_f[o, q, PAIR_RTT_SIGMA]
+        median = pair_f[o, q, PAIR_RTT_S]
+        rtt += (
+            median * math.exp(sigma * standard_normal(rng, b))
+            if sigma > 0.0
+            else median
+        )
+    upload = type_f[k, TYPE_IN_GB] * 1e9 / bandwidth
+    service = tn[k, n, TN_EXEC] * g
+    first = int(node_f[n, NODE_CORE_OFFSET])
+    cores = int(node_f[n, NODE_CORES])
+    wait = dispatch(
+        core_free[b, first : first + cores], cores, t + 0.5 * rtt + upload, service
+    )
+    _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn)
+    if node_dyn[b, ND_NEXT, n] < reg_dyn[b, RD_NEXT, q]:
+        reg_dyn[b, RD_NEXT, q] = node_dyn[b, ND_NEXT, n]
+    return rtt, type_f[k, TYPE_BYTES] / bandwidth, wait, service
+
+
+@nb.njit(cache=True)
+def _account(
+    b, o, q, n, k, hour, rtt, transfer, wait, service, node_f, pair_f, type_f, hourly,
+    params, fs, comps,
+):  # fmt: skip
+    """Latency, SLO, cost, energy and carbon of a placed request; returns its reward."""
+    latency = rtt + transfer + wait + service
+    slo = type_f[k, TYPE_SLO_S]
+    violated = 1.0 if latency > slo else 0.0
+    egress = (
+        type_f[k, TYPE_IN_GB] * pair_f[o, q, PAIR_EGRESS_USD_GB]
+        + type_f[k, TYPE_OUT_GB] * pair_f[q, o, PAIR_EGRESS_USD_GB]
+    )
+    cost = service * node_f[n, NODE_PRICE_CORE_S] + egress
+    energy = service * node_f[n, NODE_WATTS_BUSY_CORE]
+    carbon = energy / 3.6e6 * hourly[q, hour, HOUR_CARBON]
+    reward = -(
+        params[P_W_LAT] * latency / slo
+        + params[P_W_QUEUE] * wait / slo
+        + params[P_W_SLO] * violated
+        + params[P_W_COST] * cost / type_f[k, TYPE_COST_REF]
+        + params[P_W_CARBON] * carbon / type_f[k, TYPE_CARBON_REF]
+    )
+    comps[b, C_PLACED] = 1.0
+    comps[b, C_LATENCY] = latency
+    comps[b, C_WAIT] = wait
+    comps[b, C_RTT] = rtt
+    comps[b, C_TRANSFER] = transfer
+    comps[b, C_SERVICE] = service
+    comps[b, C_VIOL] = violated
+    comps[b, C_COST] = cost
+    comps[b, C_EGRESS] = egress
+    comps[b, C_ENERGY] = energy
+    comps[b, C_CARBON] = carbon
+    comps[b, C_REGION] = q
+    comps[b, C_NODE] = n
+    comps[b, C_ORIGIN] = o
+    comps[b, C_TYPE] = k
+    fs[b, FS_RETURN] += reward
+    fs[b, FS_LATENCY] += latency
+    fs[b, FS_WAIT] += wait
+    fs[b, FS_VIOL] += violated
+    fs[b, FS_COST] += cost
+    fs[b, FS_CARBON] += carbon
+    fs[b, FS_ENERGY] += energy
+    fs[b, FS_PLACED] += 1.0
+    return reward
+
+
+# ------------------------------------------------------------------ one env's step
+# The functions below take the unpacked ``world`` and ``state`` arrays as explicit
+# arguments, in this order (the entry points unpack the tuples once per call):
+#   W = node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum,
+#       params, iparams, tn_exec, inv_cores
+#   S = ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch, comps
+
+
+@nb.njit(cache=True)
+def _advance(
+    b, obs, node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum,
+    params, iparams, tn_exec, inv_cores, ist, fs, core_free, node_dyn, reg_dyn,
+    burst_off, rng, rr, scratch,
+):  # fmt: skip
+    """Simulate environment ``b`` until a learned tier must decide.
+
+    Background traffic (and all traffic during warm-up) is served in its region by
+    the background heuristic; a heuristic LB writes the region block of ``obs[b]``,
+    which the scheduler observation then reuses.
+    """
+    n_max = iparams[IP_NMAX]
+    bg_mode = iparams[IP_BG_MODE]
+    sat = params[P_SAT_WAIT]
+    shape = params[P_GAMMA_SHAPE]
+    warmup = params[P_WARMUP]
+    clip = params[P_CLIP]
+    while ist[b, IS_PENDING] == 0:
+        o = _next_arrival(b, ist, fs, reg_dyn, burst_off, rng, region_i, hourly, burst)
+        k = _draw_type(b, o, fs, rng, mix_cum, shape)
+        t = fs[b, FS_T]
+        if region_i[o, REG_CONTROLLED] == 1 and t >= warmup:
+            ist[b, IS_PENDING] = 1
+            ist[b, IS_ORIGIN] = o
+            ist[b, IS_TYPE] = k
+            ist[b, IS_PHASE] = PHASE_LB
+            ist[b, IS_SELECTED] = -1
+            continue
+        if bg_mode == LEAST_LOADED or bg_mode == LATENCY:
+            n = _background_node(
+                b,
+                o,
+                k,
+                bg_mode,
+                t,
+                sat,
+                region_i,
+                node_f,
+                tn_exec,
+                inv_cores,
+                core_free,
+                node_dyn,
+                reg_dyn,
+            )
+        else:
+            blk = scratch[b].reshape((n_max, NODE_FEATURES))
+            carbon = hourly[o, _hour(b, t, ist), HOUR_CARBON]
+            _fill_nodes(
+                b,
+                o,
+                k,
+                t,
+                blk,
+                carbon,
+                1.0 / type_f[k, TYPE_SLO_S],
+                clip,
+                sat,
+                region_i,
+                node_f,
+                tn,
+                inv_cores,
+                core_free,
+                node_dyn,
+                reg_dyn,
+            )
+            n = region_i[o, REG_START] + choose_node(bg_mode, blk, rng, rr[2], b)
+        _serve(
+            b,
+            o,
+            o,
+            n,
+            k,
+            t,
+            fs[b, FS_G],
+            rng,
+            node_f,
+            pair_f,
+            type_f,
+            tn,
+            core_free,
+            node_dyn,
+            reg_dyn,
+        )
+    if ist[b, IS_PHASE] == PHASE_LB and iparams[IP_LB_MODE] != AGENT:
+        o, k, t = ist[b, IS_ORIGIN], ist[b, IS_TYPE], fs[b, FS_T]
+        off = iparams[IP_OFF_REGION]
+        n_regions = region_i.shape[0]
+        blk = obs[b, off : off + n_regions * REGION_FEATURES].reshape(
+            (n_regions, REGION_FEATURES)
+        )
+        _fill_regions(
+            b,
+            o,
+            k,
+            t,
+            blk,
+            _hour(b, t, ist),
+            1.0 / type_f[k, TYPE_SLO_S],
+            clip,
+            region_i,
+            node_f,
+            tn_exec,
+            reg_static,
+            hourly,
+            core_free,
+            node_dyn,
+            reg_dyn,
+        )
+        ist[b, IS_SELECTED] = choose_region(iparams[IP_LB_MODE], blk, rng, rr[0], b)
+        ist[b, IS_PHASE] = PHASE_SCHEDULER
+    # A learned tier decides next (both tiers heuristic is rejected by the core).
+
+
+@nb.njit(cache=True)
+def _place(
+    b, n, node_f, tn, type_f, hourly, pair_f, params, ist, fs, core_free, node_dyn,
+    reg_dyn, rng, comps,
+):  # fmt: skip
+    """Serve and account the pending request on node ``n``; returns its reward."""
+    o, q, k, t = ist[b, IS_ORIGIN], ist[b, IS_SELECTED], ist[b, IS_TYPE], fs[b, FS_T]
+    rtt, transfer, wait, service = _serve(
+        b,
+        o,
+        q,
+        n,
+        k,
+        t,
+        fs[b, FS_G],
+        rng,
+        node_f,
+        pair_f,
+        type_f,
+        tn,
+        core_free,
+        node_dyn,
+        reg_dyn,
+    )
+    ist[b, IS_PENDING] = 0
+    return _account(
+        b,
+        o,
+        q,
+        n,
+        k,
+        _hour(b, t, ist),
+        rtt,
+        transfer,
+        wait,
+        service,
+        node_f,
+        pair_f,
+        type_f,
+        hourly,
+        params,
+        fs,
+        comps,
+    )
+
+
+@nb.njit(cache=True)
+def _reset_one(
+    b, obs, mask, node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f,
+    mix_cum, params, iparams, tn_exec, inv_cores, ist, fs, core_free, node_dyn, reg_dyn,
+    burst_off, rng, rr, scratch,
+):  # fmt: skip
+    """Start a new episode in environment ``b``: empty queues, then the warm-up."""
+    start = iparams[IP_START_HOUR]
+    ist[b, :] = 0
+    ist[b, IS_HOUR0] = start if start >= 0 else randint(rng, b, HOURS)
+    fs[b, :] = 0.0
+    core_free[b, :] = 0.0
+    node_dyn[b, ND_FREE, :] = 0.0
+    node_dyn[b, ND_NEXT, :] = np.inf
+    node_dyn[b, ND_BUSY, :] = 0.0
+    reg_dyn[b, RD_BUSY, :] = 0.0
+    reg_dyn[b, RD_NEXT, :] = np.inf
+    for r in range(region_i.shape[0]):
+        burst_off[b, r] = randint(rng, b, region_i[r, REG_BURST_LEN])
+    for j in range(rr.shape[0]):
+        rr[j, b] = 0
+    _load_second(b, 0, ist, fs, reg_dyn, burst_off, region_i, hourly, burst)
+    _advance(
+        b,
+        obs,
+        node_f,
+        region_i,
+        tn,
+        reg_static,
+        type_f,
+        hourly,
+        burst,
+        pair_f,
+        mix_cum,
+        params,
+        iparams,
+        tn_exec,
+        inv_cores,
+        ist,
+        fs,
+        core_free,
+        node_dyn,
+        reg_dyn,
+        burst_off,
+        rng,
+        rr,
+        scratch,
+    )
+    fs[b, FS_T_START] = fs[b, FS_T]
+    _write_obs(
+        b,
+        obs,
+        mask,
+        ist,
+        fs,
+        core_free,
+        node_dyn,
+        reg_dyn,
+        region_i,
+        node_f,
+        tn,
+        tn_exec,
+        inv_cores,
+        reg_static,
+        type_f,
+        hourly,
+        params,
+        iparams,
+    )
+
+
+@nb.njit(cache=True)
+def reset_env(b, world, state, obs, mask):
+    """Start a new episode in environment ``b`` (its random stream is kept)."""
+    node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum = world[:9]
+    params, iparams, tn_exec, inv_cores = world[9], world[10], world[11], world[12]
+    ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch = state[:9]
+    _reset_one(
+        b,
+        obs,
+        mask,
+        node_f,
+        region_i,
+        tn,
+        reg_static,
+        type_f,
+        hourly,
+        burst,
+        pair_f,
+        mix_cum,
+        params,
+        iparams,
+        tn_exec,
+        inv_cores,
+        ist,
+        fs,
+        core_free,
+        node_dyn,
+        reg_dyn,
+        burst_off,
+        rng,
+        rr,
+        scratch,
+    )
+
+
+@nb.njit(cache=True)
+def _restart_episode(
+    b, obs, mask, node_f, region_i, tn, reg_static, type_f, hourly, burst, params,
+    iparams, tn_exec, inv_cores, ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng,
+):  # fmt: skip
+    """Begin a new episode on the running world (auto-reset in ``continue`` mode).
+
+    Queues and the pending request stay (a start drawn from the world's own
+    dynamics, with no warm-up to pay); the hour of the year and the burst offsets are
+    drawn again, and the episode counters restart.
+    """
+    t = fs[b, FS_T]
+    start = iparams[IP_START_HOUR]
+    hour = start if start >= 0 else randint(rng, b, HOURS)
+    ist[b, IS_HOUR0] = (hour - int(t // 3600.0)) % HOURS  # the current hour is `hour`
+    for r in range(region_i.shape[0]):
+        burst_off[b, r] = randint(rng, b, region_i[r, REG_BURST_LEN])
+    _load_second(
+        b, ist[b, IS_SEC], ist, fs, reg_dyn, burst_off, region_i, hourly, burst
+    )
+    for j in range(FS_RETURN, FS_PLACED + 1):
+        fs[b, j] = 0.0
+    fs[b, FS_T_START] = t
+    ist[b, IS_STEP] = 0
+    _write_obs(
+        b,
+        obs,
+        mask,
+        ist,
+        fs,
+        core_free,
+        node_dyn,
+        reg_dyn,
+        region_i,
+        node_f,
+        tn,
+        tn_exec,
+        inv_cores,
+        reg_static,
+        type_f,
+        hourly,
+        params,
+        iparams,
+    )
+
+
+@nb.njit(cache=True)
+def step_batch(actions, world, state, out):
+    """Apply one action per environment and advance each to its next decision.
+
+    A masked-out action is replaced by the tier's fallback heuristic and costs
+    ``invalid_action_penalty`` (so unmasked algorithms can be compared).
+    Environments whose episode reaches ``episode_length`` decisions are truncated:
+    their last observation goes to ``final_obs``, their totals to ``ep_out``, and they
+    are reset (or restarted on the running world, ``IP_CONTINUE``).
+    ``episode_length == 0`` leaves truncation to the caller (TimeLimit).
+    """
+    node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum = world[:9]
+    params, iparams, tn_exec, inv_cores = world[9], world[10], world[11], world[12]
+    ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch, comps = state
+    obs, mask, reward, truncated, final_obs, ep_out = out
+    ep_len = iparams[IP_EP_LEN]
+    n_regions = region_i.shape[0]
+    n_max = iparams[IP_NMAX]
+    off_r, off_n = iparams[IP_OFF_REGION], iparams[IP_OFF_NODE]
+    for b in range(actions.shape[0]):
+        a = actions[b]
+        comps[b, :] = 0.0
+        r = 0.0
+        invalid = a < 0 or a >= mask.shape[1] or not mask[b, a]
+        if invalid:  # an unmasked policy: the tier's heuristic decides, at a penalty
+            comps[b, C_INVALID] = 1.0
+            r = -params[P_INVALID_PENALTY]
+        if ist[b, IS_PHASE] == PHASE_LB:
+            if invalid:
+                blk = obs[b, off_r : off_r + n_regions * REGION_FEATURES].reshape(
+                    (n_regions, REGION_FEATURES)
+                )
+                a = choose_region(iparams[IP_FALLBACK_LB], blk, rng, rr[0], b)
+            ist[b, IS_SELECTED] = a
+            ist[b, IS_PHASE] = PHASE_SCHEDULER
+            if iparams[IP_SCHED_MODE] != AGENT:  # the heuristic scheduler's view
+                k, t = ist[b, IS_TYPE], fs[b, FS_T]
+                blk = scratch[b].reshape((n_max, NODE_FEATURES))
+                carbon = hourly[a, _hour(b, t, ist), HOUR_CARBON]
+                _fill_nodes(
+                    b,
+                    a,
+                    k,
+                    t,
+                    blk,
+                    carbon,
+                    1.0 / type_f[k, TYPE_SLO_S],
+                    params[P_CLIP],
+                    params[P_SAT_WAIT],
+                    region_i,
+                    node_f,
+                    tn,
+                    inv_cores,
+                    core_free,
+                    node_dyn,
+                    reg_dyn,
+                )
+                i = choose_node(iparams[IP_SCHED_MODE], blk, rng, rr[1], b)
+                r += _place(
+                    b,
+                    region_i[a, REG_START] + i,
+                    node_f,
+                    tn,
+                    type_f,
+                    hourly,
+                    pair_f,
+                    params,
+                    ist,
+                    fs,
+                    core_free,
+                    node_dyn,
+                    reg_dyn,
+                    rng,
+                    comps,
+                )
+        else:
+            if invalid:
+                blk = obs[b, off_n : off_n + n_max * NODE_FEATURES].reshape(
+                    (n_max, NODE_FEATURES)
+                )
+                a = choose_node(iparams[IP_FALLBACK_SCHED], blk, rng, rr[1], b)
+            n = region_i[ist[b, IS_SELECTED], REG_START] + a
+            r += _place(
+                b,
+                n,
+                node_f,
+                tn,
+                type_f,
+                hourly,
+                pair_f,
+                params,
+                ist,
+                fs,
+                core_free,
+                node_dyn,
+                reg_dyn,
+                rng,
+                comps,
+            )
+        _advance(
+            b,
+            obs,
+            node_f,
+            region_i,
+            tn,
+            reg_static,
+            type_f,
+            hourly,
+            burst,
+            pair_f,
+            mix_cum,
+            params,
+            iparams,
+            tn_exec,
+            inv_cores,
+            ist,
+            fs,
+            core_free,
+            node_dyn,
+            reg_dyn,
+            burst_off,
+            rng,
+            rr,
+            scratch,
+        )
+        _write_obs(
+            b,
+            obs,
+            mask,
+            ist,
+            fs,
+            core_free,
+            node_dyn,
+            reg_dyn,
+            region_i,
+            node_f,
+            tn,
+            tn_exec,
+            inv_cores,
+            reg_static,
+            type_f,
+            hourly,
+            params,
+            iparams,
+        )
+        reward[b] = r
+        comps[b, C_REWARD] = r
+        ist[b, IS_STEP] += 1
+        truncated[b] = ep_len > 0 and ist[b, IS_STEP] >= ep_len
+        if truncated[b]:
+            final_obs[b, :] = obs[b, :]
+            for j in range(FS_PLACED + 1):
+                ep_out[b, j] = fs[b, j]
+            ep_out[b, E_LENGTH] = ist[b, IS_STEP]
+            ep_out[b, E_SIM_SECONDS] = fs[b, FS_T] - fs[b, FS_T_START]
+            if iparams[IP_CONTINUE]:
+                _restart_episode(
+                    b,
+                    obs,
+                    mask,
+                    node_f,
+                    region_i,
+                    tn,
+                    reg_static,
+                    type_f,
+                    hourly,
+                    burst,
+                    params,
+                    iparams,
+                    tn_exec,
+                    inv_cores,
+                    ist,
+                    fs,
+                    core_free,
+                    node_dyn,
+                    reg_dyn,
+                    burst_off,
+                    rng,
+                )
+            else:
+                _reset_one(
+                    b,
+                    obs,
+                    mask,
+                    node_f,
+                    region_i,
+                    tn,
+                    reg_static,
+                    type_f,
+                    hourly,
+                    burst,
+                    pair_f,
+                    mix_cum,
+                    params,
+                    iparams,
+                    tn_exec,
+                    inv_cores,
+                    ist,
+                    fs,
+                    core_free,
+                    node_dyn,
+                    reg_dyn,
+                    burst_off,
+                    rng,
+                    rr,
+                    scratch,
+                )

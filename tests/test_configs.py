@@ -1,0 +1,70 @@
+"""The Hydra config is tested like code: every group composes into the typed schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
+import conf.schema  # noqa: F401  (registers the schema)
+from conf.schema import RunConfig
+from envs import TwoTierCore, compile_scenario, load_scenario
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_run(*overrides: str) -> RunConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "paths"])
+    run = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), cfg))
+    assert isinstance(run, RunConfig)
+    return run
+
+
+@pytest.mark.parametrize("scenario", group_options("scenario"))
+def test_every_scenario_composes_and_compiles(scenario: str) -> None:
+    run = compose_run(f"scenario={scenario}")
+    world = compile_scenario(load_scenario(run.scenario))
+    assert world.name == scenario
+
+
+@pytest.mark.parametrize("reward", group_options("reward"))
+def test_every_reward_preset_builds_an_env(reward: str) -> None:
+    run = compose_run(f"reward={reward}")
+    core = TwoTierCore(run.scenario, 1, config=run.two_tier, reward=run.reward)
+    core.reset(seed=0)
+
+
+def test_overrides_reach_the_typed_config() -> None:
+    run = compose_run("two_tier.learn=lb", "reward.carbon=2.0", "scenario=default")
+    assert run.two_tier.learn.value == "lb" and run.reward.carbon == 2.0
+    assert run.scenario.name == "default"
+
+
+def test_a_bad_override_names_the_key() -> None:
+    with pytest.raises(
+        (ConfigCompositionException, ValidationError), match=r"two_tier\.episode_length"
+    ):
+        compose_run("two_tier.episode_length=many")
+    with pytest.raises(ConfigCompositionException, match=r"two_tier\.bogus"):
+        compose_run("two_tier.bogus=1")  # a typo of an existing key
+
+
+def test_sweep_sets_multirun() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=["+sweep=reward_weights"],
+            return_hydra_config=True,
+        )
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert "reward.carbon" in cfg.hydra.sweeper.params
