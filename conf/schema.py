@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from envs.config import RewardConfig, ScenarioConfig, TwoTierEnvConfig
+from policies.config import PolicyConfig, TrainConfig
 
 
 @dataclass
@@ -32,6 +33,10 @@ class RunConfig:
     """The two-tier env (``conf/env/two_tier.yaml``)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward weights (``conf/reward``)."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """The local learner (``conf/policy``)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """A single agent's run (``conf/train``)."""
     paths: Any = None
     """Folders (``conf/paths``)."""
 

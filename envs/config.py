@@ -161,7 +161,10 @@ class WorkloadSpec:
     )  # fmt: skip
     """24 relative rates by local hour (normalised to mean 1; interpolated linearly)."""
     burstiness: float = 1.0
-    """0 = smooth Poisson, 1 = the trace's per-second shape as measured."""
+    """0 = smooth Poisson, 1 = the trace's shape as measured."""
+    burst_resolution: str = "minute"
+    """Shape of the trace used: per ``minute`` (default; see
+    :func:`envs.datasets.arrival_trace` for why) or per ``second``."""
     service_time_cv: float = 1.0
     """Coefficient of variation of service times (1 exponential, 0 deterministic)."""
 
@@ -203,6 +206,9 @@ class RewardConfig:
     slo_violation: float = 1.0
     cost: float = 0.25
     carbon: float = 0.25
+    term_cap: float = 10.0
+    """Each normalised term is capped here (a request 50x over its SLO is not 50x
+    worse for learning; ``info`` keeps the raw values)."""
 
 
 @dataclass

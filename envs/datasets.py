@@ -217,17 +217,24 @@ TRACES = ("conv", "code")
 
 
 @functools.cache
-def arrival_trace(name: str) -> np.ndarray:
-    """Per-second request counts of an Azure LLM 2023 trace, normalised to mean 1.
+def arrival_trace(name: str, resolution: str = "minute") -> np.ndarray:
+    """Relative arrival rate per second of an Azure LLM 2023 trace (mean 1).
 
-    The first and last seconds are partial buckets in the source and are dropped.
+    ``minute`` (default): the per-minute request counts, held for each second of the
+    minute. ``second``: the per-second counts. The traces carry a few requests per
+    second, so their per-second counts are mostly Poisson noise; scaling that noise to
+    a simulator's thousands of requests per second would exaggerate burstiness, while
+    the simulator's own Poisson sampling adds the noise of its actual rate. The first
+    and last buckets are partial in the source and are dropped.
     """
     if name not in TRACES:
-        raise ConfigError(
-            "trace", f"one of {', '.join(TRACES)} or 'poisson', got {name!r}"
-        )
-    rows = _rows("workload", f"azure_llm_2023_{name}_per_second.csv")
+        raise ConfigError("trace", f"one of {', '.join(TRACES)} or 'poisson', got {name!r}")
+    if resolution not in ("minute", "second"):
+        raise ConfigError("burst_resolution", f"'minute' or 'second', got {resolution!r}")
+    rows = _rows("workload", f"azure_llm_2023_{name}_per_{resolution}.csv")
     counts = np.asarray([float(r["requests"]) for r in rows[1:-1]], dtype=np.float64)
+    if resolution == "minute":
+        counts = np.repeat(counts, 60)
     normalised: np.ndarray = counts / counts.mean()
     return normalised
 

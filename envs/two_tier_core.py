@@ -233,6 +233,9 @@ class TwoTierCore:
                 "env.invalid_action_penalty", f">= 0, got {cfg.invalid_action_penalty}"
             )
         params[K.P_INVALID_PENALTY] = cfg.invalid_action_penalty
+        if not w.term_cap > 0:
+            raise ConfigError("reward.term_cap", f"a positive cap, got {w.term_cap}")
+        params[K.P_TERM_CAP] = w.term_cap
         ip = np.zeros(K.N_IPARAMS, dtype=np.int64)
         ip[K.IP_LB_MODE], ip[K.IP_SCHED_MODE], ip[K.IP_BG_MODE] = (
             lb_mode,
@@ -307,6 +310,13 @@ class TwoTierCore:
         """Give every environment an independent random stream derived from ``seed``."""
         self.rng[:] = seed_streams(np.random.default_rng(seed), self.num_envs)
 
+    def seed_each(self, seeds: list[int]) -> None:
+        """Seed environment ``i`` from ``seeds[i]`` alone (fixed-seed evaluation)."""
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seeds: expected {self.num_envs} seeds, got {len(seeds)}")
+        for i, seed in enumerate(seeds):
+            self.rng[i] = seed_streams(np.random.default_rng(seed), 1)[0]
+
     def reset_one(self, index: int) -> None:
         """Start a new episode in environment ``index`` (stream left as seeded)."""
         K.reset_env(index, self._world, self._state, self.obs, self.mask)
@@ -346,6 +356,15 @@ class TwoTierCore:
         info["request_type"] = world.type_names[int(row[K.C_TYPE])] if placed else None
         info["phase"] = "lb" if self.ist[index, K.IS_PHASE] == 0 else "scheduler"
         return info
+
+    def placed_components(self) -> dict[str, np.ndarray]:
+        """Raw components of the requests placed by the last step, across the batch."""
+        placed = self.comps[:, K.C_PLACED] > 0
+        return {
+            name: self.comps[placed, column].copy()
+            for column, name in enumerate(K.COMPONENT_NAMES)
+            if column != K.C_PLACED
+        }
 
     def episode_info(self, index: int) -> dict[str, Any]:
         """Totals of the last finished episode of environment ``index``."""

@@ -86,7 +86,8 @@ from envs.two_tier_layout import (
 # Float parameters (``params``).
 P_SAT_WAIT, P_GAMMA_SHAPE, P_W_LAT, P_W_QUEUE, P_W_SLO, P_W_COST, P_W_CARBON = range(7)
 P_WARMUP, P_CLIP, P_MAX_SLO, P_LOG_MAX_BYTES, P_INVALID_PENALTY = 7, 8, 9, 10, 11
-N_PARAMS = 12
+P_TERM_CAP = 12
+N_PARAMS = 13
 # Integer parameters (``iparams``).
 IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
 IP_OFF_TYPE, IP_OFF_SCALAR, IP_OFF_ORIGIN, IP_OFF_REGION, IP_OFF_NODE = 6, 7, 8, 9, 10
@@ -467,12 +468,13 @@ def _account(
     cost = service * node_f[n, NODE_PRICE_CORE_S] + egress
     energy = service * node_f[n, NODE_WATTS_BUSY_CORE]
     carbon = energy / 3.6e6 * hourly[q, hour, HOUR_CARBON]
+    cap = params[P_TERM_CAP]
     reward = -(
-        params[P_W_LAT] * latency / slo
-        + params[P_W_QUEUE] * wait / slo
+        params[P_W_LAT] * min(latency / slo, cap)
+        + params[P_W_QUEUE] * min(wait / slo, cap)
         + params[P_W_SLO] * violated
-        + params[P_W_COST] * cost / type_f[k, TYPE_COST_REF]
-        + params[P_W_CARBON] * carbon / type_f[k, TYPE_CARBON_REF]
+        + params[P_W_COST] * min(cost / type_f[k, TYPE_COST_REF], cap)
+        + params[P_W_CARBON] * min(carbon / type_f[k, TYPE_CARBON_REF], cap)
     )
     comps[b, C_PLACED] = 1.0
     comps[b, C_LATENCY] = latency

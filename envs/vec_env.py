@@ -37,10 +37,10 @@ class BatchedVecEnv(VecEnv):
     def __init__(
         self, core: BatchedCore, seed: int | None = None, step_infos: bool = False
     ) -> None:
+        self.core = core  # before super().__init__, which reads render_mode through it
         super().__init__(
             core.num_envs, core.single_observation_space, core.single_action_space
         )
-        self.core = core
         self.step_infos = step_infos
         self._base_seed = seed
         self._actions = np.zeros(core.num_envs, dtype=np.int64)

@@ -1,1 +1,1 @@
-"""Command-line entry points (``python -m scripts.<name>``); no library code imports them."""
+"""Command-line entry points (``python -m scripts.<name>``); no library imports them."""

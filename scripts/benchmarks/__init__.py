@@ -1,1 +1,1 @@
-"""Benchmarks run by ``python -m scripts.bench <name>``; each module exposes ``run()``."""
+"""Benchmarks of ``python -m scripts.bench <name>``; each module exposes ``run()``."""

@@ -1,0 +1,182 @@
+"""Baseline policies of the two-tier env, with a learned policy's ``predict`` interface.
+
+A baseline decodes the observation (layout: :mod:`envs.two_tier_layout`) and applies
+the same heuristic functions the simulator uses (:mod:`envs.heuristics`), so
+"least-loaded" means one thing everywhere. :class:`TierComposite` lets each tier be a
+baseline or a learned policy independently. Rescheduling baselines live with their env
+in :mod:`envs.reach.baselines`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from envs.heuristics import (
+    LB_HEURISTICS,
+    SCHEDULER_HEURISTICS,
+    choose_node,
+    choose_region,
+)
+from envs.rng import seed_streams
+from envs.two_tier_layout import NODE_FEATURES, REGION_FEATURES, ObsLayout
+
+BASELINES: dict[str, tuple[str, str]] = {
+    "random": ("random", "random"),
+    "round_robin": ("round_robin", "round_robin"),
+    "least_loaded": ("least_loaded", "least_loaded"),
+    "latency": ("latency", "latency"),
+    "cost": ("cost", "cost"),
+    "carbon": ("carbon", "carbon"),
+    "kube_default": ("local", "kube_default"),
+}
+"""Named two-tier baselines: (load balancer, scheduler). ``kube_default`` keeps every
+request in its region (Kubernetes has no cross-region balancer) and scores nodes like
+the default scheduler (LeastAllocated, random among the best)."""
+
+
+class Policy(Protocol):
+    """What the evaluation harness and the server call (SB3's ``predict``)."""
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Actions for a batch of observations."""
+        ...
+
+
+class TwoTierHeuristicPolicy:
+    """Heuristic LB and scheduler reading the observation.
+
+    Args:
+        layout: the env's observation layout (``core.layout`` / ``env.unwrapped.core``).
+        lb: a name of ``envs.heuristics.LB_HEURISTICS``.
+        scheduler: a name of ``envs.heuristics.SCHEDULER_HEURISTICS``.
+        seed: stream of the random choices (random, round-robin start, kube ties).
+    """
+
+    def __init__(
+        self,
+        layout: ObsLayout,
+        lb: str = "latency",
+        scheduler: str = "least_loaded",
+        seed: int = 0,
+    ) -> None:
+        if lb not in LB_HEURISTICS:
+            raise ValueError(f"lb: expected one of {list(LB_HEURISTICS)}, got {lb!r}")
+        if scheduler not in SCHEDULER_HEURISTICS:
+            raise ValueError(
+                f"scheduler: expected one of {list(SCHEDULER_HEURISTICS)}, "
+                f"got {scheduler!r}"
+            )
+        self.layout = layout
+        self.lb, self.scheduler = lb, scheduler
+        self._lb_mode = LB_HEURISTICS[lb]
+        self._sched_mode = SCHEDULER_HEURISTICS[scheduler]
+        self._seed = seed
+        self._rng = seed_streams(np.random.default_rng(seed), 1)
+        self._counters = np.zeros((2, 1), dtype=np.int64)
+
+    @classmethod
+    def named(
+        cls, name: str, layout: ObsLayout, seed: int = 0
+    ) -> TwoTierHeuristicPolicy:
+        """One of :data:`BASELINES`."""
+        if name not in BASELINES:
+            raise ValueError(
+                f"baseline: expected one of {list(BASELINES)}, got {name!r}"
+            )
+        lb, scheduler = BASELINES[name]
+        return cls(layout, lb, scheduler, seed)
+
+    def _resize(self, n: int) -> None:
+        if self._rng.shape[0] != n:
+            self._rng = seed_streams(np.random.default_rng(self._seed), n)
+            self._counters = np.zeros((2, n), dtype=np.int64)
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Region choices for LB-phase rows, node choices for scheduler-phase rows."""
+        obs = np.atleast_2d(np.asarray(observation, dtype=np.float32))
+        n = obs.shape[0]
+        self._resize(n)
+        lay = self.layout
+        regions = obs[:, lay.region_offset : lay.node_offset].reshape(
+            n, lay.n_regions, REGION_FEATURES
+        )
+        nodes = obs[:, lay.node_offset : lay.size].reshape(
+            n, lay.max_nodes, NODE_FEATURES
+        )
+        actions = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            if obs[i, 0] > 0.5:  # LB phase
+                actions[i] = choose_region(
+                    self._lb_mode,
+                    np.ascontiguousarray(regions[i]),
+                    self._rng,
+                    self._counters[0],
+                    i,
+                )
+            else:
+                actions[i] = choose_node(
+                    self._sched_mode,
+                    np.ascontiguousarray(nodes[i]),
+                    self._rng,
+                    self._counters[1],
+                    i,
+                )
+        return actions, None
+
+
+class TierComposite:
+    """One policy per tier: LB-phase rows go to ``lb``, the others to ``scheduler``.
+
+    A tier policy trained on a single-tier env has a smaller action space (``R`` or
+    ``N_max``); it receives the matching slice of the masks.
+    """
+
+    def __init__(self, lb: Policy, scheduler: Policy) -> None:
+        self.lb, self.scheduler = lb, scheduler
+
+    @staticmethod
+    def _width(policy: Policy) -> int | None:
+        space = getattr(policy, "action_space", None)
+        return int(space.n) if space is not None else None
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Dispatch rows by phase and merge the actions."""
+        obs = np.atleast_2d(np.asarray(observation, dtype=np.float32))
+        masks = None if action_masks is None else np.atleast_2d(action_masks)
+        actions = np.zeros(obs.shape[0], dtype=np.int64)
+        lb_rows = obs[:, 0] > 0.5
+        for rows, policy in ((lb_rows, self.lb), (~lb_rows, self.scheduler)):
+            if not rows.any():
+                continue
+            width = self._width(policy)
+            sub_masks = None
+            if masks is not None:
+                sub_masks = masks[rows] if width is None else masks[rows, :width]
+            chosen, _ = policy.predict(
+                obs[rows], deterministic=deterministic, action_masks=sub_masks
+            )
+            actions[rows] = np.asarray(chosen).reshape(-1)
+        return actions, None

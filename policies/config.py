@@ -1,0 +1,63 @@
+"""Hyperparameters of the local learner (MaskablePPO), typed for Hydra."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PolicyConfig:
+    """MaskablePPO settings of one region's local training (SB3 names and meanings)."""
+
+    net_arch: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden layers of the actor and of the critic (separate networks)."""
+    activation: str = "tanh"
+    """``tanh`` or ``relu``."""
+    n_envs: int = 8
+    """Environments stepped together on one batched core (no subprocesses)."""
+    n_steps: int = 256
+    """Steps per environment per rollout (rollout size = n_envs x n_steps)."""
+    batch_size: int = 512
+    """Minibatch size of the PPO update."""
+    n_epochs: int = 4
+    """Passes over each rollout."""
+    learning_rate: float = 3e-4
+    gamma: float = 0.9
+    """Discount. Two-tier decisions mostly pay off at once (the request's own latency,
+    plus some congestion), and a short horizon cuts the variance of the other
+    requests' rewards; the rescheduling env's sequential moves use 0.99."""
+    gae_lambda: float = 0.9
+    clip_range: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    device: str = "cpu"
+    """Torch device; these machines have CPUs only."""
+    torch_threads: int = 1
+    """Torch intra-op threads per process (one is fastest for small MLPs on 2 cores)."""
+
+
+@dataclass
+class TrainConfig:
+    """A single agent's training run (``scripts.train``) and its evaluation."""
+
+    total_steps: int = 200_000
+    """Environment steps to train for."""
+    region: str | None = "eu-central"
+    """Controlled region of a two-tier env; None = every region (centralised)."""
+    log_every: int = 16_384
+    """Environment steps between progress lines."""
+    eval_seeds: list[int] = field(default_factory=lambda: [1000, 1001, 1002])
+    """Held-out seeds of the final evaluation."""
+    eval_decisions: int = 2000
+    """Decisions per evaluation seed (two-tier)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation seed (rescheduling)."""
+    baselines: list[str] = field(
+        default_factory=lambda: [
+            "random", "round_robin", "least_loaded", "latency", "cost", "carbon",
+            "kube_default",
+        ]
+    )  # fmt: skip
+    """Baselines evaluated on the same seeds."""

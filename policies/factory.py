@@ -1,0 +1,75 @@
+"""Builds the MaskablePPO learner of a region from its config."""
+
+from __future__ import annotations
+
+import torch
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from policies.config import PolicyConfig
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def check_config(cfg: PolicyConfig, n_envs: int) -> None:
+    """Reject settings MaskablePPO would misuse silently, naming the field."""
+    if cfg.activation not in ACTIVATIONS:
+        raise ValueError(
+            f"policy.activation: expected one of {sorted(ACTIVATIONS)}, "
+            f"got {cfg.activation!r}"
+        )
+    if not cfg.net_arch or min(cfg.net_arch) < 1:
+        raise ValueError(
+            f"policy.net_arch: expected positive layer sizes, got {cfg.net_arch}"
+        )
+    rollout = n_envs * cfg.n_steps
+    if not 1 < cfg.batch_size <= rollout:
+        raise ValueError(
+            f"policy.batch_size: expected 2..n_envs*n_steps ({rollout}), "
+            f"got {cfg.batch_size}"
+        )
+    for name in ("learning_rate", "clip_range", "n_epochs", "n_steps", "torch_threads"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(
+                f"policy.{name}: expected a positive value, got {getattr(cfg, name)}"
+            )
+    if not 0 < cfg.gamma <= 1 or not 0 <= cfg.gae_lambda <= 1:
+        raise ValueError("policy.gamma / policy.gae_lambda: expected values in (0, 1]")
+
+
+def build_model(
+    env: VecEnv, cfg: PolicyConfig, seed: int | None = None, verbose: int = 0
+) -> MaskablePPO:
+    """A MaskablePPO with separate actor and critic MLPs on ``env``."""
+    check_config(cfg, env.num_envs)
+    torch.set_num_threads(cfg.torch_threads)
+    policy = (
+        "MultiInputPolicy"
+        if isinstance(env.observation_space, spaces.Dict)
+        else "MlpPolicy"
+    )
+    policy_kwargs = {
+        "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
+        "activation_fn": ACTIVATIONS[cfg.activation],
+    }
+    return MaskablePPO(
+        policy,
+        env,
+        learning_rate=cfg.learning_rate,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        normalize_advantage=cfg.normalize_advantage,
+        policy_kwargs=policy_kwargs,
+        device=cfg.device,
+        seed=seed,
+        verbose=verbose,
+    )
