@@ -15,6 +15,7 @@ from envs.config import (
 )
 from envs.errors import ConfigError
 from envs.factory import TWO_TIER_IDS, make_region_env, make_region_vec_env
+from envs.reach import register_envs as _register_reach_envs
 from envs.scenario import World, compile_scenario, load_scenario
 from envs.two_tier import TwoTierSchedulingEnv
 from envs.two_tier_core import TwoTierCore
@@ -29,6 +30,8 @@ for _tier, _env_id in TWO_TIER_IDS.items():
             max_episode_steps=_EPISODE_LENGTH,
             kwargs={"config": TwoTierEnvConfig(learn=_tier)},
         )
+
+_register_reach_envs()
 
 __all__ = [
     "TWO_TIER_IDS",

@@ -228,9 +228,13 @@ def arrival_trace(name: str, resolution: str = "minute") -> np.ndarray:
     and last buckets are partial in the source and are dropped.
     """
     if name not in TRACES:
-        raise ConfigError("trace", f"one of {', '.join(TRACES)} or 'poisson', got {name!r}")
+        raise ConfigError(
+            "trace", f"one of {', '.join(TRACES)} or 'poisson', got {name!r}"
+        )
     if resolution not in ("minute", "second"):
-        raise ConfigError("burst_resolution", f"'minute' or 'second', got {resolution!r}")
+        raise ConfigError(
+            "burst_resolution", f"'minute' or 'second', got {resolution!r}"
+        )
     rows = _rows("workload", f"azure_llm_2023_{name}_per_{resolution}.csv")
     counts = np.asarray([float(r["requests"]) for r in rows[1:-1]], dtype=np.float64)
     if resolution == "minute":

@@ -493,7 +493,9 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
             s = np.ones(1)
         else:
             try:
-                raw = datasets.arrival_trace(region.trace, cfg.workload.burst_resolution)
+                raw = datasets.arrival_trace(
+                    region.trace, cfg.workload.burst_resolution
+                )
             except ConfigError as exc:
                 raise ConfigError(
                     f"scenario.regions[{i}].trace", exc.expected

@@ -54,10 +54,5 @@ class TrainConfig:
     """Decisions per evaluation seed (two-tier)."""
     eval_episodes: int = 20
     """Episodes per evaluation seed (rescheduling)."""
-    baselines: list[str] = field(
-        default_factory=lambda: [
-            "random", "round_robin", "least_loaded", "latency", "cost", "carbon",
-            "kube_default",
-        ]
-    )  # fmt: skip
-    """Baselines evaluated on the same seeds."""
+    baselines: list[str] | None = None
+    """Baselines evaluated on the same seeds; None = every baseline of the env kind."""

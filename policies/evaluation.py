@@ -23,7 +23,8 @@ import numpy as np
 from envs import TwoTierCore, TwoTierEnvConfig
 from envs import two_tier_kernels as K
 from envs.config import RewardConfig, ScenarioConfig
-from policies.baselines import Policy
+from envs.rng import seed_streams
+from policies.baselines import Policy, TwoTierHeuristicPolicy
 
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 
@@ -77,14 +78,18 @@ def _metrics(
     return out
 
 
-def evaluate_two_tier(policy: Policy, spec: TwoTierEvalSpec) -> list[dict[str, float]]:
-    """Metrics per seed of ``policy`` acting for every decision of the env."""
+def evaluate_two_tier(
+    policy: Policy | str, spec: TwoTierEvalSpec
+) -> list[dict[str, float]]:
+    """Metrics per seed of ``policy`` (or a baseline name) acting for every decision."""
     seeds = list(spec.seeds)
     config = TwoTierEnvConfig(
         **{**asdict(spec.env), "episode_length": spec.decisions + 1}
     )
     controlled = None if spec.region is None else [spec.region]
     core = TwoTierCore(spec.scenario, len(seeds), controlled, config, spec.reward)
+    if isinstance(policy, str):
+        policy = TwoTierHeuristicPolicy.named(policy, core.layout, seed=seeds[0])
     core.seed_each(seeds)
     for i in range(core.num_envs):
         core.reset_one(i)
@@ -113,6 +118,66 @@ def evaluate_two_tier(policy: Policy, spec: TwoTierEvalSpec) -> list[dict[str, f
         }
         results.append(
             _metrics(placed, rewards[:, i], invalid[:, i], float(sim_seconds[i]))
+        )
+    return results
+
+
+@dataclass
+class RescheduleEvalSpec:
+    """Where and how long to evaluate on the rescheduling env."""
+
+    settings: Any = None
+    """An ``envs.reach.config.RescheduleConfig`` (None = REACH defaults, 7-21)."""
+    seeds: Sequence[int] = (1000, 1001, 1002)
+    episodes: int = 20
+    """Episodes per seed (each starts from a freshly sampled cluster and placement)."""
+
+
+def evaluate_reschedule(
+    policy: Policy | str, spec: RescheduleEvalSpec
+) -> list[dict[str, float]]:
+    """Metrics per seed: end-to-end latency before/after, reduction, migrations.
+
+    ``policy`` may be a baseline name of ``envs.reach.baselines`` (``keep``,
+    ``random``, ``greedy``, ``rebalance``), built on the evaluation's own core.
+    """
+    from envs.reach.baselines import make_baseline
+    from envs.reach.config import RescheduleConfig
+    from envs.reach.core import ReachCore
+
+    seeds = list(spec.seeds)
+    settings = spec.settings or RescheduleConfig()
+    core = ReachCore.from_settings(settings, num_envs=len(seeds), autoreset=True)
+    if isinstance(policy, str):
+        policy = make_baseline(policy, core, seed=seeds[0])
+    for i, seed in enumerate(seeds):
+        core.reset_env(i, seed_streams(np.random.default_rng(seed), 1)[0])
+    episodes: list[list[dict[str, Any]]] = [[] for _ in seeds]
+    while min(len(e) for e in episodes) < spec.episodes:
+        actions, _ = policy.predict(
+            core.obs, deterministic=True, action_masks=core.action_masks()
+        )
+        out = core.step(np.asarray(actions))
+        for done in np.flatnonzero(out.terminated | out.truncated):
+            i = int(done)
+            if len(episodes[i]) < spec.episodes:
+                episodes[i].append(core.episode_info(i))
+    results = []
+    for eps in episodes:
+        before = np.array([e["latency_start"] for e in eps])
+        after = np.array([e["latency_end"] for e in eps])
+        results.append(
+            {
+                "episodes": float(len(eps)),
+                "mean_return": float(np.mean([e["r"] for e in eps])),
+                "latency_before_ms": float(before.mean()),
+                "latency_after_ms": float(after.mean()),
+                "latency_reduction_pct": float(
+                    100.0 * (1.0 - after.mean() / before.mean())
+                ),
+                "migrations": float(np.mean([e["moves"] for e in eps])),
+                "invalid_actions": float(np.mean([e["invalid_actions"] for e in eps])),
+            }
         )
     return results
 

@@ -1,19 +1,29 @@
 """Builders that turn the typed run config into environments, learners and evaluations.
 
 One place maps ``cfg.env`` (``two_tier`` or ``reschedule``) to the right env, so the
-training script, the Flower client and the server all build the same things.
+training script, the Flower client and the server all build the same things. For
+``two_tier`` a *region* is one of the scenario's regions (None: all); for
+``reschedule`` it is a cluster folder overriding ``cfg.reschedule.cluster`` (None: the
+configured one), so federated clients can bring clusters of different sizes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs import make_region_vec_env
-from envs.two_tier_core import TwoTierCore
-from policies.baselines import TwoTierHeuristicPolicy
-from policies.evaluation import TwoTierEvalSpec, evaluate_two_tier
+from envs.vec_env import BatchedVecEnv
+from policies.baselines import BASELINES as TWO_TIER_BASELINES
+from policies.baselines import Policy
+from policies.evaluation import (
+    RescheduleEvalSpec,
+    TwoTierEvalSpec,
+    evaluate_reschedule,
+    evaluate_two_tier,
+)
 
 ENV_KINDS = ("two_tier", "reschedule")
 
@@ -22,6 +32,13 @@ def check_env_kind(kind: str) -> None:
     """Reject an unknown ``env``, naming the choices."""
     if kind not in ENV_KINDS:
         raise ValueError(f"env: expected one of {ENV_KINDS}, got {kind!r}")
+
+
+def reschedule_settings(cfg: Any, cluster: str | None) -> Any:
+    """``cfg.reschedule`` with the cluster folder replaced when one is given."""
+    if cluster is None:
+        return cfg.reschedule
+    return dataclasses.replace(cfg.reschedule, cluster=cluster)
 
 
 def make_training_env(cfg: Any, region: str | None, n_envs: int, seed: int) -> VecEnv:
@@ -36,13 +53,26 @@ def make_training_env(cfg: Any, region: str | None, n_envs: int, seed: int) -> V
             config=cfg.two_tier,
             reward=cfg.reward,
         )
-    raise NotImplementedError("reschedule training env: see envs.reach")
+    from envs.reach.core import ReachCore
+
+    core = ReachCore.from_settings(reschedule_settings(cfg, region), num_envs=n_envs)
+    return BatchedVecEnv(core, seed=seed)
+
+
+def baseline_names(cfg: Any) -> tuple[str, ...]:
+    """The named baselines of ``cfg.env``."""
+    check_env_kind(cfg.env)
+    if cfg.env == "two_tier":
+        return tuple(TWO_TIER_BASELINES)
+    from envs.reach.baselines import BASELINES
+
+    return tuple(BASELINES)
 
 
 def evaluate(
-    policy: Any, cfg: Any, region: str | None, seeds: list[int]
+    policy: Policy | str, cfg: Any, region: str | None, seeds: list[int]
 ) -> list[dict[str, float]]:
-    """Metrics per seed of ``policy`` on held-out episodes of ``region``'s env."""
+    """Metrics per seed of ``policy`` (or a baseline name) on held-out episodes."""
     check_env_kind(cfg.env)
     if cfg.env == "two_tier":
         spec = TwoTierEvalSpec(
@@ -54,13 +84,13 @@ def evaluate(
             reward=cfg.reward,
         )
         return evaluate_two_tier(policy, spec)
-    raise NotImplementedError("reschedule evaluation: see envs.reach")
+    return evaluate_reschedule(
+        policy,
+        RescheduleEvalSpec(
+            reschedule_settings(cfg, region), seeds, cfg.train.eval_episodes
+        ),
+    )
 
 
-def baseline(name: str, cfg: Any, seed: int = 0) -> Any:
-    """A named baseline policy for ``cfg.env``."""
-    check_env_kind(cfg.env)
-    if cfg.env == "two_tier":
-        layout = TwoTierCore(cfg.scenario, 1, config=cfg.two_tier).layout
-        return TwoTierHeuristicPolicy.named(name, layout, seed=seed)
-    raise NotImplementedError("reschedule baselines: see envs.reach.baselines")
+SCORE = {"two_tier": "mean_reward", "reschedule": "latency_reduction_pct"}
+"""The headline metric of each env kind (higher is better)."""

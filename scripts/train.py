@@ -25,7 +25,7 @@ from conf.schema import RunConfig
 from policies.checkpoint import save_checkpoint
 from policies.evaluation import write_results
 from policies.local import LocalTrainer
-from policies.runs import baseline, evaluate, make_training_env
+from policies.runs import SCORE, baseline_names, evaluate, make_training_env
 
 log = logging.getLogger("train")
 
@@ -81,9 +81,8 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     )
     log.info("checkpoint: %s", path)
     rows = []
-    policies = {"learned": trainer.model} | {
-        name: baseline(name, cfg, seed=cfg.seed) for name in tc.baselines
-    }
+    names = tc.baselines if tc.baselines is not None else list(baseline_names(cfg))
+    policies: dict[str, Any] = {"learned": trainer.model} | {n: n for n in names}
     for name, policy in policies.items():
         for seed, metrics in zip(
             tc.eval_seeds,
@@ -102,11 +101,12 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     write_results(
         out_dir / "results.csv", rows, OmegaConf.to_container(OmegaConf.structured(cfg))
     )
+    score = SCORE[cfg.env]
     by_policy: dict[str, list[float]] = {}
     for row in rows:
-        by_policy.setdefault(row["policy"], []).append(row["mean_reward"])
+        by_policy.setdefault(row["policy"], []).append(row[score])
     for name, values in by_policy.items():
-        log.info("%-14s mean reward per decision %8.3f", name, float(np.mean(values)))
+        log.info("%-14s %s %9.3f", name, score, float(np.mean(values)))
     return {name: float(np.mean(values)) for name, values in by_policy.items()}
 
 

@@ -50,6 +50,14 @@ def test_overrides_reach_the_typed_config() -> None:
     assert run.scenario.name == "default"
 
 
+def test_reschedule_env_group_sets_its_env_and_learner() -> None:
+    run = compose_run("env=reschedule", "reschedule.max_moves=50")
+    assert run.env == "reschedule"
+    assert run.reschedule.max_moves == 50
+    assert run.policy.gamma == 0.99 and run.policy.ent_coef == 0.0
+    assert compose_run().policy.gamma == 0.9  # the two-tier default is untouched
+
+
 def test_a_bad_override_names_the_key() -> None:
     with pytest.raises(
         (ConfigCompositionException, ValidationError), match=r"two_tier\.episode_length"
