@@ -8,6 +8,7 @@ is the B = 1 view of this class and :class:`envs.vec_env.BatchedVecEnv` its SB3 
 from __future__ import annotations
 
 import math
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from envs import heuristics
 from envs import two_tier_kernels as K
 from envs.batched import BatchStep
 from envs.config import RewardConfig, ScenarioConfig, Tier, TwoTierEnvConfig
+from envs.datasets import HOURS_PER_YEAR, YEAR_START
 from envs.errors import ConfigError
 from envs.rng import seed_streams
 from envs.scenario import (
@@ -46,6 +48,7 @@ from envs.scenario import (
     load_scenario,
 )
 from envs.two_tier_layout import NODE_FEATURES, ObsLayout
+from envs.two_tier_state import ObservableState
 from envs.units import parse_duration
 
 _WORLD_CACHE: dict[str, World] = {}
@@ -356,6 +359,75 @@ class TwoTierCore:
         info["request_type"] = world.type_names[int(row[K.C_TYPE])] if placed else None
         info["phase"] = "lb" if self.ist[index, K.IS_PHASE] == 0 else "scheduler"
         return info
+
+    def observe(
+        self, index: int, state: ObservableState
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Observation and mask of a live decision, built by the simulator's own code.
+
+        Environment ``index`` is set to ``state`` (its queues become the reported waits
+        and busy cores) and the usual observation writer runs on it.
+
+        Raises:
+            ConfigError: an unknown request type, region, node or phase, or a negative
+                wait or busy count, naming the field.
+        """
+        world = self.world
+        if state.request_type not in world.type_names:
+            raise ConfigError(
+                "request_type",
+                f"one of {list(world.type_names)}, got {state.request_type!r}",
+            )
+        origin = world.region_index(state.origin)
+        if state.phase not in ("lb", "scheduler"):
+            raise ConfigError("phase", f"'lb' or 'scheduler', got {state.phase!r}")
+        selected = -1
+        if state.phase == "scheduler":
+            if state.selected_region is None:
+                raise ConfigError(
+                    "selected_region", "a region id in the scheduler phase"
+                )
+            selected = world.region_index(state.selected_region)
+        waits = np.zeros(world.n_nodes)
+        busy = np.zeros(world.n_nodes)
+        index_of = {name: i for i, name in enumerate(world.node_names)}
+        for name, load in state.nodes.items():
+            if name not in index_of:
+                raise ConfigError(
+                    f"nodes.{name}", "a node of the scenario (region/pool-i)"
+                )
+            if not load.queue_wait_s >= 0 or load.busy_cores < 0:
+                raise ConfigError(f"nodes.{name}", "a queue wait and busy cores >= 0")
+            n = index_of[name]
+            if load.busy_cores > world.node_cores[n]:
+                raise ConfigError(
+                    f"nodes.{name}.busy_cores", f"at most {world.node_cores[n]} cores"
+                )
+            waits[n], busy[n] = load.queue_wait_s, load.busy_cores
+        when = state.time if state.time.tzinfo else state.time.replace(tzinfo=UTC)
+        hour = int((when - YEAR_START).total_seconds() // 3600) % HOURS_PER_YEAR
+        b = index
+        self.ist[b, :] = 0
+        self.ist[b, K.IS_HOUR0] = hour
+        self.ist[b, K.IS_PENDING] = 1
+        self.ist[b, K.IS_ORIGIN] = origin
+        self.ist[b, K.IS_TYPE] = world.type_names.index(state.request_type)
+        self.ist[b, K.IS_PHASE] = 0 if state.phase == "lb" else 1
+        self.ist[b, K.IS_SELECTED] = selected
+        self.fs[b, :] = 0.0
+        self.node_dyn[b, K.ND_FREE] = waits  # t = 0: the wait is the free time
+        self.node_dyn[b, K.ND_NEXT] = np.inf  # no core-level detail: never recount
+        self.node_dyn[b, K.ND_BUSY] = busy
+        self.reg_dyn[b, K.RD_NEXT] = np.inf
+        for q in range(world.n_regions):
+            lo, hi = world.region_i[q, 0], world.region_i[q, 1]
+            self.reg_dyn[b, K.RD_BUSY, q] = busy[lo:hi].sum()
+        if state.phase == "scheduler":  # the region block comes from the LB phase
+            self.ist[b, K.IS_PHASE] = 0
+            K.write_obs(b, self._world, self._state, self.obs, self.mask)
+            self.ist[b, K.IS_PHASE] = 1
+        K.write_obs(b, self._world, self._state, self.obs, self.mask)
+        return self.obs[b].copy(), self.mask[b].copy()
 
     def placed_components(self) -> dict[str, np.ndarray]:
         """Raw components of the requests placed by the last step, across the batch."""

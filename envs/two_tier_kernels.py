@@ -742,6 +742,34 @@ def _reset_one(
 
 
 @nb.njit(cache=True)
+def write_obs(b, world, state, obs, mask):
+    """Entry point: the observation and mask of environment ``b``'s current state."""
+    node_f, region_i, tn, reg_static, type_f, hourly = world[:6]
+    params, iparams, tn_exec, inv_cores = world[9], world[10], world[11], world[12]
+    ist, fs, core_free, node_dyn, reg_dyn = state[:5]
+    _write_obs(
+        b,
+        obs,
+        mask,
+        ist,
+        fs,
+        core_free,
+        node_dyn,
+        reg_dyn,
+        region_i,
+        node_f,
+        tn,
+        tn_exec,
+        inv_cores,
+        reg_static,
+        type_f,
+        hourly,
+        params,
+        iparams,
+    )
+
+
+@nb.njit(cache=True)
 def reset_env(b, world, state, obs, mask):
     """Start a new episode in environment ``b`` (its random stream is kept)."""
     node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum = world[:9]

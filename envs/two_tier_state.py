@@ -1,0 +1,38 @@
+"""The observable state of a live system, for deciding outside the simulator.
+
+A load balancer or scheduler that asks the served policy for a decision sends what it
+can observe: the request (type, origin), the time, and per node the wait until a core
+is free and the busy cores. :meth:`envs.two_tier_core.TwoTierCore.observe` turns it
+into exactly the observation and mask the policy was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class NodeLoad:
+    """What a node's exporter reports."""
+
+    queue_wait_s: float = 0.0
+    """Seconds until one of its cores is free (0: a core is idle)."""
+    busy_cores: int = 0
+    """Cores running a request now."""
+
+
+@dataclass(frozen=True)
+class ObservableState:
+    """One pending decision and the load it is taken under.
+
+    ``phase`` is ``lb`` (choose a region) or ``scheduler`` (choose a node of
+    ``selected_region``). Nodes absent from ``nodes`` are taken as idle.
+    """
+
+    request_type: str
+    origin: str
+    phase: str = "lb"
+    selected_region: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    nodes: dict[str, NodeLoad] = field(default_factory=dict)
