@@ -299,6 +299,10 @@ class TwoTierCore:
         self.terminated = np.zeros(b, dtype=bool)
         self.final_obs = np.zeros((b, d), dtype=np.float32)
         self.ep_out = np.zeros((b, K.N_EP))
+        self._step_kernel: Any = None
+        self._batch_step = BatchStep(
+            self.obs, self.reward, self.terminated, self.truncated, self.final_obs
+        )
         self._out = (
             self.obs,
             self.mask,
@@ -333,12 +337,20 @@ class TwoTierCore:
 
     def step(self, actions: np.ndarray) -> BatchStep:
         """One decision in every environment (auto-reset at the episode length)."""
-        K.step_batch(
-            np.asarray(actions, dtype=np.int64), self._world, self._state, self._out
-        )
-        return BatchStep(
-            self.obs, self.reward, self.terminated, self.truncated, self.final_obs
-        )
+        acts = np.asarray(actions, dtype=np.int64)
+        if self._step_kernel is None:  # resolve the compiled kernel once, then call it
+            args = (acts, self._world, self._state, self._out)
+            K.step_batch(*args)
+            signature = tuple(K.step_batch.typeof_pyval(a) for a in args)
+            self._step_kernel = K.step_batch.overloads[signature].entry_point
+        else:
+            self._step_kernel(acts, self._world, self._state, self._out)
+        return self._batch_step
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_step_kernel"] = None  # compiled code is not picklable: look it up again
+        return state
 
     def action_masks(self) -> np.ndarray:
         """``bool[B, A]`` masks of the pending decisions."""
@@ -348,15 +360,18 @@ class TwoTierCore:
         """Raw components of environment ``index``'s last step (``COMPONENT_NAMES``)."""
         row = self.comps[index].tolist()
         info: dict[str, Any] = dict(zip(K.COMPONENT_NAMES, row, strict=True))
-        info["placed"] = bool(row[K.C_PLACED])
-        info["slo_violated"] = bool(row[K.C_VIOL])
-        info["invalid_action"] = bool(row[K.C_INVALID])
-        world = self.world
-        placed = info["placed"]
-        info["region"] = world.region_ids[int(row[K.C_REGION])] if placed else None
-        info["node"] = world.node_names[int(row[K.C_NODE])] if placed else None
-        info["origin"] = world.region_ids[int(row[K.C_ORIGIN])] if placed else None
-        info["request_type"] = world.type_names[int(row[K.C_TYPE])] if placed else None
+        placed = row[K.C_PLACED] > 0.0
+        info["placed"] = placed
+        info["slo_violated"] = row[K.C_VIOL] > 0.0
+        info["invalid_action"] = row[K.C_INVALID] > 0.0
+        if placed:
+            world = self.world
+            info["region"] = world.region_ids[int(row[K.C_REGION])]
+            info["node"] = world.node_names[int(row[K.C_NODE])]
+            info["origin"] = world.region_ids[int(row[K.C_ORIGIN])]
+            info["request_type"] = world.type_names[int(row[K.C_TYPE])]
+        else:
+            info["region"] = info["node"] = info["origin"] = info["request_type"] = None
         info["phase"] = "lb" if self.ist[index, K.IS_PHASE] == 0 else "scheduler"
         return info
 

@@ -36,6 +36,10 @@ class PolicyConfig:
     """Torch device; these machines have CPUs only."""
     torch_threads: int = 1
     """Torch intra-op threads per process (one is fastest for small MLPs on 2 cores)."""
+    identity_slots: int = 0
+    """Identity input of the rescheduling env: a one-hot of this many slots naming the
+    cluster (its position in the federation's list); 0 = off. The two-tier env names
+    the origin region itself (``two_tier.region_id_input``)."""
 
 
 @dataclass

@@ -25,6 +25,7 @@ from envs import two_tier_kernels as K
 from envs.config import RewardConfig, ScenarioConfig
 from envs.rng import seed_streams
 from policies.baselines import Policy, TwoTierHeuristicPolicy
+from policies.identity import with_identity
 
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 
@@ -131,6 +132,8 @@ class RescheduleEvalSpec:
     seeds: Sequence[int] = (1000, 1001, 1002)
     episodes: int = 20
     """Episodes per seed (each starts from a freshly sampled cluster and placement)."""
+    identity: tuple[int, int] | None = None
+    """(index, slots) of the identity input the policy was trained with, if any."""
 
 
 def evaluate_reschedule(
@@ -154,8 +157,13 @@ def evaluate_reschedule(
         core.reset_env(i, seed_streams(np.random.default_rng(seed), 1)[0])
     episodes: list[list[dict[str, Any]]] = [[] for _ in seeds]
     while min(len(e) for e in episodes) < spec.episodes:
+        obs = (
+            core.obs
+            if spec.identity is None
+            else with_identity(core.obs, *spec.identity)
+        )
         actions, _ = policy.predict(
-            core.obs, deterministic=True, action_masks=core.action_masks()
+            obs, deterministic=True, action_masks=core.action_masks()
         )
         out = core.step(np.asarray(actions))
         for done in np.flatnonzero(out.terminated | out.truncated):

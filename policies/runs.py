@@ -24,6 +24,7 @@ from policies.evaluation import (
     evaluate_reschedule,
     evaluate_two_tier,
 )
+from policies.identity import IdentityVecEnv
 
 ENV_KINDS = ("two_tier", "reschedule")
 
@@ -41,6 +42,12 @@ def reschedule_settings(cfg: Any, cluster: str | None) -> Any:
     return dataclasses.replace(cfg.reschedule, cluster=cluster)
 
 
+def identity_of(cfg: Any, region: str | None) -> int:
+    """A region's identity index: its position in the federation's region list."""
+    regions = list(getattr(getattr(cfg, "federation", None), "regions", None) or [])
+    return regions.index(region) if region in regions else 0
+
+
 def make_training_env(cfg: Any, region: str | None, n_envs: int, seed: int) -> VecEnv:
     """The VecEnv a learner trains on, from a ``conf.schema.RunConfig``-like cfg."""
     check_env_kind(cfg.env)
@@ -56,7 +63,11 @@ def make_training_env(cfg: Any, region: str | None, n_envs: int, seed: int) -> V
     from envs.reach.core import ReachCore
 
     core = ReachCore.from_settings(reschedule_settings(cfg, region), num_envs=n_envs)
-    return BatchedVecEnv(core, seed=seed)
+    env: VecEnv = BatchedVecEnv(core, seed=seed)
+    slots = getattr(getattr(cfg, "policy", None), "identity_slots", 0)
+    if slots > 0:
+        env = IdentityVecEnv(env, identity_of(cfg, region), slots)
+    return env
 
 
 def baseline_names(cfg: Any) -> tuple[str, ...]:
@@ -84,12 +95,14 @@ def evaluate(
             reward=cfg.reward,
         )
         return evaluate_two_tier(policy, spec)
-    return evaluate_reschedule(
-        policy,
-        RescheduleEvalSpec(
-            reschedule_settings(cfg, region), seeds, cfg.train.eval_episodes
-        ),
+    slots = getattr(getattr(cfg, "policy", None), "identity_slots", 0)
+    reschedule_spec = RescheduleEvalSpec(
+        reschedule_settings(cfg, region),
+        seeds,
+        cfg.train.eval_episodes,
+        identity=(identity_of(cfg, region), slots) if slots > 0 else None,
     )
+    return evaluate_reschedule(policy, reschedule_spec)
 
 
 SCORE = {"two_tier": "mean_reward", "reschedule": "latency_reduction_pct"}
