@@ -342,7 +342,8 @@ class TwoTierCore:
             args = (acts, self._world, self._state, self._out)
             K.step_batch(*args)
             signature = tuple(K.step_batch.typeof_pyval(a) for a in args)
-            self._step_kernel = K.step_batch.overloads[signature].entry_point
+            compiled: Any = K.step_batch.overloads[signature]
+            self._step_kernel = compiled.entry_point
         else:
             self._step_kernel(acts, self._world, self._state, self._out)
         return self._batch_step
