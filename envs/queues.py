@@ -40,6 +40,30 @@ def dispatch(
 
 
 @nb.njit(cache=True)
+def dispatch_at(
+    core_free: np.ndarray,
+    b: int,
+    first: int,
+    n_cores: int,
+    arrival: float,
+    service: float,
+) -> float:
+    """:func:`dispatch` on cores ``first .. first + n_cores - 1`` of row ``b``.
+
+    The same rule without slicing a view (views cost reference counting in numba).
+    """
+    best = first
+    best_free = core_free[b, first]
+    for k in range(first + 1, first + n_cores):
+        if core_free[b, k] < best_free:
+            best_free = core_free[b, k]
+            best = k
+    start = arrival if arrival > best_free else best_free
+    core_free[b, best] = start + service
+    return start - arrival
+
+
+@nb.njit(cache=True)
 def erlang_c(arrival_rate: float, service_rate: float, servers: int) -> float:
     """Probability that an arriving job waits in an M/M/c queue (Erlang C).
 

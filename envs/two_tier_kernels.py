@@ -34,7 +34,7 @@ import numba as nb
 import numpy as np
 
 from envs.heuristics import AGENT, LATENCY, LEAST_LOADED, choose_node, choose_region
-from envs.queues import dispatch
+from envs.queues import dispatch_at
 from envs.rng import exponential, gamma_unit_mean, randint, standard_normal, uniform
 from envs.scenario import (
     HOUR_CARBON,
@@ -225,64 +225,65 @@ def _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn):
 # ----------------------------------------------------------------- observations
 @nb.njit(cache=True)
 def _fill_nodes(
-    b, q, k, t, blk, carbon, inv_slo, clip, sat, region_i, node_f, tn, inv_cores,
-    core_free, node_dyn, reg_dyn,
+    out, b, off, n_max, q, k, t, carbon, inv_slo, clip, sat, region_i, node_f, tn,
+    inv_cores, core_free, node_dyn, reg_dyn,
 ):  # fmt: skip
-    """Node features of region ``q`` for a type-``k`` request into ``blk`` (float32)."""
+    """Node features of region ``q`` for a type-``k`` request, into ``out[b, off:]``.
+
+    Written in place (float32), row-major ``[N_max, NODE_FEATURES]``; no views, which
+    would cost reference counting on this hot path.
+    """
     if t >= reg_dyn[b, RD_NEXT, q]:  # a core of the region was released: recount
         _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
     lo = region_i[q, REG_START]
     count = region_i[q, REG_END] - lo
-    free = node_dyn[b, ND_FREE]
-    busy = node_dyn[b, ND_BUSY]
-    tnk = tn[k]
     any_room = False
     for i in range(count):
         n = lo + i
-        wait = max(free[n] - t, 0.0)
-        capable = tnk[n, TN_CAPABLE]
-        blk[i, NF_VALID] = capable
-        blk[i, NF_WAIT] = min(wait * inv_slo, clip)
-        blk[i, NF_EXEC] = tnk[n, TN_EXEC_N]
-        blk[i, NF_UTIL] = busy[n] * inv_cores[n]
-        blk[i, NF_COST] = tnk[n, TN_COST_N]
-        blk[i, NF_CARBON] = min(tnk[n, TN_CARBON_COEF] * carbon, clip)
-        blk[i, NF_IS_EDGE] = tnk[n, TN_IS_EDGE]
+        j = off + i * NODE_FEATURES
+        wait = max(node_dyn[b, ND_FREE, n] - t, 0.0)
+        capable = tn[k, n, TN_CAPABLE]
+        out[b, j + NF_VALID] = capable
+        out[b, j + NF_WAIT] = min(wait * inv_slo, clip)
+        out[b, j + NF_EXEC] = tn[k, n, TN_EXEC_N]
+        out[b, j + NF_UTIL] = node_dyn[b, ND_BUSY, n] * inv_cores[n]
+        out[b, j + NF_COST] = tn[k, n, TN_COST_N]
+        out[b, j + NF_CARBON] = min(tn[k, n, TN_CARBON_COEF] * carbon, clip)
+        out[b, j + NF_IS_EDGE] = tn[k, n, TN_IS_EDGE]
         if capable > 0.0 and (sat <= 0.0 or wait <= sat):
             any_room = True
-    for i in range(count, blk.shape[0]):
-        for j in range(NODE_FEATURES):
-            blk[i, j] = 0.0
+    for j in range(off + count * NODE_FEATURES, off + n_max * NODE_FEATURES):
+        out[b, j] = 0.0
     if any_room and sat > 0.0:  # decided on float64 waits, as ``any_room`` was
         for i in range(count):
-            if free[lo + i] - t > sat:
-                blk[i, NF_VALID] = 0.0
+            if node_dyn[b, ND_FREE, lo + i] - t > sat:
+                out[b, off + i * NODE_FEATURES + NF_VALID] = 0.0
 
 
 @nb.njit(cache=True)
 def _fill_regions(
-    b, o, k, t, blk, hour, inv_slo, clip, region_i, node_f, tn_exec, reg_static, hourly,
-    core_free, node_dyn, reg_dyn,
+    out, b, off, o, k, t, hour, inv_slo, clip, region_i, node_f, tn_exec, reg_static,
+    hourly, core_free, node_dyn, reg_dyn,
 ):  # fmt: skip
-    """Region features of serving a type-``k`` request from origin ``o`` (float32)."""
-    free = node_dyn[b, ND_FREE]
-    exec_k = tn_exec[k]
+    """Region features of serving a type-``k`` request from ``o``: ``out[b, off:]``."""
     for q in range(region_i.shape[0]):
         if t >= reg_dyn[b, RD_NEXT, q]:
             _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
         best = np.inf
         for n in range(region_i[q, REG_START], region_i[q, REG_END]):
-            best = min(best, max(free[n] - t, 0.0) + exec_k[n])
-        blk[q, RF_VALID] = reg_static[k, o, q, RS_VALID]
-        blk[q, RF_IS_ORIGIN] = 1.0 if q == o else 0.0
-        blk[q, RF_IS_SELECTED] = 0.0
-        blk[q, RF_RTT] = reg_static[k, o, q, RS_RTT]
-        blk[q, RF_TRANSFER] = reg_static[k, o, q, RS_TRANSFER]
-        blk[q, RF_BEST_COMPLETION] = min(best * inv_slo, clip)
-        blk[q, RF_UTIL] = reg_dyn[b, RD_BUSY, q] * reg_static[k, o, q, RS_INV_CORES]
-        blk[q, RF_COST] = reg_static[k, o, q, RS_COST]
+            best = min(best, max(node_dyn[b, ND_FREE, n] - t, 0.0) + tn_exec[k, n])
+        j = off + q * REGION_FEATURES
+        out[b, j + RF_VALID] = reg_static[k, o, q, RS_VALID]
+        out[b, j + RF_IS_ORIGIN] = 1.0 if q == o else 0.0
+        out[b, j + RF_IS_SELECTED] = 0.0
+        out[b, j + RF_RTT] = reg_static[k, o, q, RS_RTT]
+        out[b, j + RF_TRANSFER] = reg_static[k, o, q, RS_TRANSFER]
+        out[b, j + RF_BEST_COMPLETION] = min(best * inv_slo, clip)
+        util = reg_dyn[b, RD_BUSY, q] * reg_static[k, o, q, RS_INV_CORES]
+        out[b, j + RF_UTIL] = util
+        out[b, j + RF_COST] = reg_static[k, o, q, RS_COST]
         carbon = reg_static[k, o, q, RS_CARBON_COEF] * hourly[q, hour, HOUR_CARBON]
-        blk[q, RF_CARBON] = min(carbon, clip)
+        out[b, j + RF_CARBON] = min(carbon, clip)
 
 
 @nb.njit(cache=True)
@@ -306,35 +307,29 @@ def _write_obs(
     hour = _hour(b, t, ist)
     inv_slo = 1.0 / type_f[k, TYPE_SLO_S]
     clip = params[P_CLIP]
-    row = obs[b]
-    for j in range(iparams[IP_OFF_REGION]):
-        row[j] = 0.0
-    row[phase] = 1.0
-    row[iparams[IP_OFF_TYPE] + k] = 1.0
-    s = iparams[IP_OFF_SCALAR]
-    row[s] = type_f[k, TYPE_SLO_S] / params[P_MAX_SLO]
-    row[s + 1] = math.log1p(type_f[k, TYPE_BYTES]) / params[P_LOG_MAX_BYTES]
-    angle = 2.0 * math.pi * hourly[o, hour, HOUR_LOCAL] / 24.0
-    row[s + 2] = math.sin(angle)
-    row[s + 3] = math.cos(angle)
-    if iparams[IP_OFF_ORIGIN] >= 0:
-        row[iparams[IP_OFF_ORIGIN] + o] = 1.0
     off_r = iparams[IP_OFF_REGION]
     off_n = iparams[IP_OFF_NODE]
-    region_blk = row[off_r : off_r + n_regions * REGION_FEATURES].reshape(
-        (n_regions, REGION_FEATURES)
-    )
-    node_blk = row[off_n : off_n + n_max * NODE_FEATURES].reshape(
-        (n_max, NODE_FEATURES)
-    )
+    for j in range(off_r):
+        obs[b, j] = 0.0
+    obs[b, phase] = 1.0
+    obs[b, iparams[IP_OFF_TYPE] + k] = 1.0
+    s = iparams[IP_OFF_SCALAR]
+    obs[b, s] = type_f[k, TYPE_SLO_S] / params[P_MAX_SLO]
+    obs[b, s + 1] = math.log1p(type_f[k, TYPE_BYTES]) / params[P_LOG_MAX_BYTES]
+    angle = 2.0 * math.pi * hourly[o, hour, HOUR_LOCAL] / 24.0
+    obs[b, s + 2] = math.sin(angle)
+    obs[b, s + 3] = math.cos(angle)
+    if iparams[IP_OFF_ORIGIN] >= 0:
+        obs[b, iparams[IP_OFF_ORIGIN] + o] = 1.0
     view = o
     if phase == PHASE_LB:
         _fill_regions(
+            obs,
             b,
+            off_r,
             o,
             k,
             t,
-            region_blk,
             hour,
             inv_slo,
             clip,
@@ -350,14 +345,18 @@ def _write_obs(
     else:
         view = selected
         for q in range(n_regions):
-            region_blk[q, RF_IS_SELECTED] = 1.0 if q == selected else 0.0
+            obs[b, off_r + q * REGION_FEATURES + RF_IS_SELECTED] = (
+                1.0 if q == selected else 0.0
+            )
     carbon = hourly[view, hour, HOUR_CARBON]
     _fill_nodes(
+        obs,
         b,
+        off_n,
+        n_max,
         view,
         k,
         t,
-        node_blk,
         carbon,
         inv_slo,
         clip,
@@ -374,10 +373,10 @@ def _write_obs(
         mask[b, a] = False
     if phase == PHASE_LB:
         for q in range(n_regions):
-            mask[b, q] = region_blk[q, RF_VALID] > 0.0
+            mask[b, q] = obs[b, off_r + q * REGION_FEATURES + RF_VALID] > 0.0
     else:
         for i in range(min(n_max, mask.shape[1])):
-            mask[b, i] = node_blk[i, NF_VALID] > 0.0
+            mask[b, i] = obs[b, off_n + i * NODE_FEATURES + NF_VALID] > 0.0
 
 
 # ---------------------------------------------------------------------- serving
@@ -396,29 +395,28 @@ def _background_node(
     if t >= reg_dyn[b, RD_NEXT, q]:
         _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
     lo, hi = region_i[q, REG_START], region_i[q, REG_END]
-    free = node_dyn[b, ND_FREE]
-    busy = node_dyn[b, ND_BUSY]
-    exec_k = tn_exec[k]
     limit = np.inf
     if sat > 0.0:
         for n in range(lo, hi):
-            if exec_k[n] < np.inf and free[n] - t <= sat:
+            if tn_exec[k, n] < np.inf and node_dyn[b, ND_FREE, n] - t <= sat:
                 limit = sat  # some capable node has room: saturated ones are masked
                 break
     best = -1
     best_score = np.inf
     best_util = np.inf
     for n in range(lo, hi):
-        if exec_k[n] == np.inf:
+        ex = tn_exec[k, n]
+        if ex == np.inf:
             continue
-        wait = max(free[n] - t, 0.0)
+        wait = max(node_dyn[b, ND_FREE, n] - t, 0.0)
         if wait > limit:
             continue
-        score = wait if mode == LEAST_LOADED else wait + exec_k[n]
+        score = wait if mode == LEAST_LOADED else wait + ex
         if score < best_score:
-            best, best_score, best_util = n, score, busy[n] * inv_cores[n]
+            best, best_score = n, score
+            best_util = node_dyn[b, ND_BUSY, n] * inv_cores[n]
         elif score == best_score:
-            util = busy[n] * inv_cores[n]
+            util = node_dyn[b, ND_BUSY, n] * inv_cores[n]
             if util < best_util:
                 best, best_util = n, util
     return best
@@ -443,9 +441,7 @@ def _serve(
     service = tn[k, n, TN_EXEC] * g
     first = int(node_f[n, NODE_CORE_OFFSET])
     cores = int(node_f[n, NODE_CORES])
-    wait = dispatch(
-        core_free[b, first : first + cores], cores, t + 0.5 * rtt + upload, service
-    )
+    wait = dispatch_at(core_free, b, first, cores, t + 0.5 * rtt + upload, service)
     _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn)
     if node_dyn[b, ND_NEXT, n] < reg_dyn[b, RD_NEXT, q]:
         reg_dyn[b, RD_NEXT, q] = node_dyn[b, ND_NEXT, n]
@@ -556,14 +552,15 @@ def _advance(
                 reg_dyn,
             )
         else:
-            blk = scratch[b].reshape((n_max, NODE_FEATURES))
             carbon = hourly[o, _hour(b, t, ist), HOUR_CARBON]
             _fill_nodes(
+                scratch,
                 b,
+                0,
+                n_max,
                 o,
                 k,
                 t,
-                blk,
                 carbon,
                 1.0 / type_f[k, TYPE_SLO_S],
                 clip,
@@ -576,6 +573,7 @@ def _advance(
                 node_dyn,
                 reg_dyn,
             )
+            blk = scratch[b].reshape((n_max, NODE_FEATURES))
             n = region_i[o, REG_START] + choose_node(bg_mode, blk, rng, rr[2], b)
         _serve(
             b,
@@ -598,15 +596,13 @@ def _advance(
         o, k, t = ist[b, IS_ORIGIN], ist[b, IS_TYPE], fs[b, FS_T]
         off = iparams[IP_OFF_REGION]
         n_regions = region_i.shape[0]
-        blk = obs[b, off : off + n_regions * REGION_FEATURES].reshape(
-            (n_regions, REGION_FEATURES)
-        )
         _fill_regions(
+            obs,
             b,
+            off,
             o,
             k,
             t,
-            blk,
             _hour(b, t, ist),
             1.0 / type_f[k, TYPE_SLO_S],
             clip,
@@ -618,6 +614,9 @@ def _advance(
             core_free,
             node_dyn,
             reg_dyn,
+        )
+        blk = obs[b, off : off + n_regions * REGION_FEATURES].reshape(
+            (n_regions, REGION_FEATURES)
         )
         ist[b, IS_SELECTED] = choose_region(iparams[IP_LB_MODE], blk, rng, rr[0], b)
         ist[b, IS_PHASE] = PHASE_SCHEDULER
@@ -887,14 +886,15 @@ def step_batch(actions, world, state, out):
             ist[b, IS_PHASE] = PHASE_SCHEDULER
             if iparams[IP_SCHED_MODE] != AGENT:  # the heuristic scheduler's view
                 k, t = ist[b, IS_TYPE], fs[b, FS_T]
-                blk = scratch[b].reshape((n_max, NODE_FEATURES))
                 carbon = hourly[a, _hour(b, t, ist), HOUR_CARBON]
                 _fill_nodes(
+                    scratch,
                     b,
+                    0,
+                    n_max,
                     a,
                     k,
                     t,
-                    blk,
                     carbon,
                     1.0 / type_f[k, TYPE_SLO_S],
                     params[P_CLIP],
@@ -907,6 +907,7 @@ def step_batch(actions, world, state, out):
                     node_dyn,
                     reg_dyn,
                 )
+                blk = scratch[b].reshape((n_max, NODE_FEATURES))
                 i = choose_node(iparams[IP_SCHED_MODE], blk, rng, rr[1], b)
                 r += _place(
                     b,
