@@ -404,9 +404,8 @@ class TwoTierCore:
                     "selected_region", "a region id in the scheduler phase"
                 )
             selected = world.region_index(state.selected_region)
-        waits = np.zeros(world.n_nodes)
-        busy = np.zeros(world.n_nodes)
         index_of = {name: i for i, name in enumerate(world.node_names)}
+        cols, waits, busy = [], [], []
         for name, load in state.nodes.items():
             if name not in index_of:
                 raise ConfigError(
@@ -419,31 +418,53 @@ class TwoTierCore:
                 raise ConfigError(
                     f"nodes.{name}.busy_cores", f"at most {world.node_cores[n]} cores"
                 )
-            waits[n], busy[n] = load.queue_wait_s, load.busy_cores
+            cols.append(n)
+            waits.append(load.queue_wait_s)
+            busy.append(load.busy_cores)
         when = state.time if state.time.tzinfo else state.time.replace(tzinfo=UTC)
         hour = int((when - YEAR_START).total_seconds() // 3600) % HOURS_PER_YEAR
-        b = index
-        self.ist[b, :] = 0
-        self.ist[b, K.IS_HOUR0] = hour
-        self.ist[b, K.IS_PENDING] = 1
-        self.ist[b, K.IS_ORIGIN] = origin
-        self.ist[b, K.IS_TYPE] = world.type_names.index(state.request_type)
-        self.ist[b, K.IS_PHASE] = 0 if state.phase == "lb" else 1
-        self.ist[b, K.IS_SELECTED] = selected
-        self.fs[b, :] = 0.0
-        self.node_dyn[b, K.ND_FREE] = waits  # t = 0: the wait is the free time
-        self.node_dyn[b, K.ND_NEXT] = np.inf  # no core-level detail: never recount
-        self.node_dyn[b, K.ND_BUSY] = busy
-        self.reg_dyn[b, K.RD_NEXT] = np.inf
-        for q in range(world.n_regions):
-            lo, hi = world.region_i[q, 0], world.region_i[q, 1]
-            self.reg_dyn[b, K.RD_BUSY, q] = busy[lo:hi].sum()
-        if state.phase == "scheduler":  # the region block comes from the LB phase
-            self.ist[b, K.IS_PHASE] = 0
-            K.write_obs(b, self._world, self._state, self.obs, self.mask)
-            self.ist[b, K.IS_PHASE] = 1
-        K.write_obs(b, self._world, self._state, self.obs, self.mask)
-        return self.obs[b].copy(), self.mask[b].copy()
+        one = np.ones(1, dtype=np.int64)
+        obs, mask = self.observe_arrays(
+            first=index,
+            types=one * world.type_names.index(state.request_type),
+            origins=one * origin,
+            selected=one * selected,
+            hours=one * hour,
+            rows=np.zeros(len(cols), dtype=np.int64),
+            cols=np.asarray(cols, dtype=np.int64),
+            waits=np.asarray(waits, dtype=np.float64),
+            busy=np.asarray(busy, dtype=np.float64),
+        )
+        return obs[0].copy(), mask[0].copy()
+
+    def observe_arrays(
+        self,
+        first: int,
+        types: np.ndarray,
+        origins: np.ndarray,
+        selected: np.ndarray,
+        hours: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        waits: np.ndarray,
+        busy: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Batched :meth:`observe` on pre-validated indices (a server's fast path).
+
+        Rows ``first .. first + n - 1`` of the core become the live states (see
+        :func:`envs.two_tier_kernels.write_live` for the arguments); returns views of
+        their observations and masks, valid until the core is used again.
+        """
+        n = types.shape[0]
+        if not (0 <= first and first + n <= self.num_envs):
+            raise ValueError(
+                f"observe: rows {first}..{first + n - 1} exceed {self.num_envs}"
+            )
+        K.write_live(
+            first, types, origins, selected, hours, rows, cols, waits, busy,
+            self._world, self._state, self.obs, self.mask,
+        )  # fmt: skip
+        return self.obs[first : first + n], self.mask[first : first + n]
 
     def placed_components(self) -> dict[str, np.ndarray]:
         """Raw components of the requests placed by the last step, across the batch."""

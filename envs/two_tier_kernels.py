@@ -769,6 +769,55 @@ def write_obs(b, world, state, obs, mask):
 
 
 @nb.njit(cache=True)
+def write_live(
+    first, types, origins, selected, hours, rows, cols, waits, busy, world, state, obs,
+    mask,
+):  # fmt: skip
+    """Set rows ``first..first+n-1`` to live states and write their observations.
+
+    Row ``first + i`` gets request type ``types[i]`` from ``origins[i]`` at hour of
+    year ``hours[i]``, in the LB phase (``selected[i] < 0``) or the scheduler phase of
+    region ``selected[i]``. Node loads come as sparse entries ``(rows[j] (0-based in
+    the batch), cols[j] (node), waits[j] (s until a core is free), busy[j] (cores))``;
+    absent nodes are idle. The state is placed at ``t = 0``, so a wait is a free time,
+    and no core-level detail exists, so nothing is recounted. The observation is the
+    simulator's own writer; in the scheduler phase the region block is first written
+    in the LB phase, as during an episode.
+    """
+    region_i = world[1]
+    ist, fs, node_dyn, reg_dyn = state[0], state[1], state[3], state[4]
+    n = types.shape[0]
+    for i in range(n):
+        b = first + i
+        ist[b, :] = 0
+        ist[b, IS_HOUR0] = hours[i]
+        ist[b, IS_PENDING] = 1
+        ist[b, IS_ORIGIN] = origins[i]
+        ist[b, IS_TYPE] = types[i]
+        ist[b, IS_SELECTED] = selected[i]
+        fs[b, :] = 0.0
+        node_dyn[b, ND_FREE, :] = 0.0
+        node_dyn[b, ND_NEXT, :] = np.inf
+        node_dyn[b, ND_BUSY, :] = 0.0
+    for j in range(rows.shape[0]):
+        node_dyn[first + rows[j], ND_FREE, cols[j]] = waits[j]
+        node_dyn[first + rows[j], ND_BUSY, cols[j]] = busy[j]
+    for i in range(n):
+        b = first + i
+        for q in range(region_i.shape[0]):
+            total = 0.0
+            for node in range(region_i[q, REG_START], region_i[q, REG_END]):
+                total += node_dyn[b, ND_BUSY, node]
+            reg_dyn[b, RD_BUSY, q] = total
+            reg_dyn[b, RD_NEXT, q] = np.inf
+        ist[b, IS_PHASE] = PHASE_LB
+        write_obs(b, world, state, obs, mask)
+        if selected[i] >= 0:
+            ist[b, IS_PHASE] = PHASE_SCHEDULER
+            write_obs(b, world, state, obs, mask)
+
+
+@nb.njit(cache=True)
 def reset_env(b, world, state, obs, mask):
     """Start a new episode in environment ``b`` (its random stream is kept)."""
     node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum = world[:9]
