@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
@@ -54,7 +57,7 @@ def build_model(
         "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
         "activation_fn": ACTIVATIONS[cfg.activation],
     }
-    return MaskablePPO(
+    model = MaskablePPO(
         policy,
         env,
         learning_rate=cfg.learning_rate,
@@ -73,3 +76,8 @@ def build_model(
         seed=seed,
         verbose=verbose,
     )
+    # SB3's default logger creates a /tmp/SB3-<date> folder on every learn(); metrics
+    # are read from the logger's values instead (no output format, no folder).
+    formats = [HumanOutputFormat(sys.stdout)] if verbose else []
+    model.set_logger(Logger(folder=None, output_formats=formats))
+    return model
