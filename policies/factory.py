@@ -7,7 +7,7 @@ import sys
 import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
-from stable_baselines3.common.logger import HumanOutputFormat, Logger
+from stable_baselines3.common.logger import HumanOutputFormat, KVWriter, Logger
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
@@ -78,6 +78,6 @@ def build_model(
     )
     # SB3's default logger creates a /tmp/SB3-<date> folder on every learn(); metrics
     # are read from the logger's values instead (no output format, no folder).
-    formats = [HumanOutputFormat(sys.stdout)] if verbose else []
+    formats: list[KVWriter] = [HumanOutputFormat(sys.stdout)] if verbose else []
     model.set_logger(Logger(folder=None, output_formats=formats))
     return model
