@@ -1,0 +1,87 @@
+"""Server-side evaluation and checkpoints of the global policy, on every region.
+
+The server holds a *template* MaskablePPO built like a client's learner (same spaces,
+same hyperparameters). Weights received from the federation are loaded into it
+strictly to evaluate them on each region's held-out seeds (``train.eval_seeds``, the
+same episodes the single-agent ``scripts.train`` reports) and to write checkpoints
+that ``MaskablePPO.load`` opens. Baselines run on the same episodes; being fixed
+heuristics, they are evaluated once per run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sb3_contrib import MaskablePPO
+
+from conf.schema import RunConfig
+from policies.checkpoint import load_checkpoint, save_checkpoint
+from policies.factory import build_model
+from policies.params import Weights, get_weights, set_weights
+from policies.runs import SCORE, baseline_names, evaluate, make_training_env
+
+log = logging.getLogger(__name__)
+
+
+def mean_metrics(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over seeds (NaN where a seed lacks it)."""
+    names = sorted({name for row in per_seed for name in row})
+    return {
+        name: float(np.mean([row.get(name, math.nan) for row in per_seed]))
+        for name in names
+    }
+
+
+class ServerEvaluator:
+    """Evaluates and checkpoints federated weights through one template learner.
+
+    Args:
+        cfg: the run's typed config.
+        regions: the federation's regions; the first one's env gives the spaces (every
+            region's env, and the centralized all-regions env, share them).
+    """
+
+    def __init__(self, cfg: RunConfig, regions: list[str]) -> None:
+        self.cfg = cfg
+        self.score = SCORE[cfg.env]
+        env = make_training_env(cfg, regions[0], cfg.policy.n_envs, cfg.seed)
+        self.model: MaskablePPO = build_model(env, cfg.policy, seed=cfg.seed)
+
+    def initial_weights(self) -> Weights:
+        """The template's freshly initialised policy (seeded by ``cfg.seed``)."""
+        return get_weights(self.model.policy)
+
+    def evaluate(self, weights: Weights, region: str) -> dict[str, float]:
+        """Mean metrics of ``weights`` on ``region``'s held-out seeds."""
+        set_weights(self.model.policy, weights)
+        return mean_metrics(
+            evaluate(self.model, self.cfg, region, list(self.cfg.train.eval_seeds))
+        )
+
+    def baseline_names(self) -> list[str]:
+        """``train.baselines``, or every baseline of the env kind."""
+        names = self.cfg.train.baselines
+        return list(names) if names is not None else list(baseline_names(self.cfg))
+
+    def evaluate_baseline(self, name: str, region: str) -> dict[str, float]:
+        """Mean metrics of baseline ``name`` on ``region``'s held-out seeds."""
+        return mean_metrics(
+            evaluate(name, self.cfg, region, list(self.cfg.train.eval_seeds))
+        )
+
+    def save(self, weights: Weights, path: Path, metadata: dict[str, Any]) -> Path:
+        """Write ``weights`` as a MaskablePPO checkpoint (atomic, metadata beside)."""
+        set_weights(self.model.policy, weights)
+        return save_checkpoint(self.model, path, metadata)
+
+    def load(self, path: Path) -> Weights:
+        """The policy weights of a checkpoint, checked against the template."""
+        weights = get_weights(
+            load_checkpoint(path, device=self.cfg.policy.device).policy
+        )
+        set_weights(self.model.policy, weights)  # strict: keys and shapes must match
+        return weights

@@ -1,0 +1,130 @@
+"""Fixtures of the federation tests: tiny configs, Flower's home in tmp, real processes.
+
+Every Flower process a test starts belongs to a :class:`scripts.federate.Deployment`
+whose finalizer stops it by PID, also when the test fails; the finalizer then checks
+that no process of the deployment (nor any child Flower spawned) is left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conf.schema import RunConfig
+from fl_server.config import compose
+from scripts.federate import Deployment
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+TINY = (
+    "federation=tiny",
+    "train.eval_decisions=200",
+    "train.eval_seeds=[1000]",
+    "train.baselines=[random,latency]",
+)
+"""Two rounds of one rollout per region, short evaluations: plumbing, not learning."""
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> Callable[..., RunConfig]:
+    """``tiny_cfg(*overrides)``: the composed tiny config (compositions are cached)."""
+    cache: dict[tuple[str, ...], RunConfig] = {}
+
+    def make(*overrides: str) -> RunConfig:
+        key = (*TINY, *overrides)
+        if key not in cache:
+            cache[key] = compose(list(key))
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def flower_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Flower's home in tmp, no update check, no runtime dependency installs."""
+    home = tmp_path / "flwr-home"
+    home.mkdir()
+    monkeypatch.setenv("FLWR_HOME", str(home))
+    monkeypatch.setenv("FLWR_DISABLE_UPDATE_CHECK", "1")
+    monkeypatch.setenv("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
+    return home
+
+
+@pytest.fixture
+def app_dir() -> Path:
+    """The Flower app ``flwr run`` submits: this project.
+
+    ``FRL_FLOWER_APP_DIR`` may point at a staged copy of the app instead.
+    """
+    return Path(os.environ.get("FRL_FLOWER_APP_DIR", PROJECT_ROOT)).resolve()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (Linux ``/proc``), found by PID."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            children = task / "children"
+            if children.exists():
+                for child in children.read_text().split():
+                    if int(child) not in found:
+                        found.add(int(child))
+                        todo.append(int(child))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def deployments() -> Iterator[Callable[..., Deployment]]:
+    """``deployments(out, regions, **options)`` -> a started-later Deployment.
+
+    The finalizer stops each one and asserts that none of its processes, nor their
+    descendants (``flower-superexec``, ``flwr-serverapp``, ...), survive.
+    """
+    made: list[Deployment] = []
+    seen: set[int] = set()
+
+    def make(out: Path, regions: list[str], **options: object) -> Deployment:
+        deployment = Deployment(out, regions, **options)  # type: ignore[arg-type]
+        made.append(deployment)
+        return deployment
+
+    def watch() -> None:
+        for deployment in made:
+            for pid in deployment.pids():
+                seen.add(pid)
+                seen.update(descendants(pid))
+
+    def left() -> list[int]:
+        """PIDs seen so far that still run, after waiting up to 30 s for them."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(alive(p) for p in seen):
+            time.sleep(0.5)
+        return sorted(p for p in seen if alive(p))
+
+    make.watch = watch  # type: ignore[attr-defined]
+    make.left = left  # type: ignore[attr-defined]
+    try:
+        yield make
+    finally:
+        watch()
+        for deployment in made:
+            deployment.stop()
+        remaining = left()
+        assert not remaining, (
+            f"processes left after the deployment stopped: {remaining}"
+        )
