@@ -58,5 +58,10 @@ class TrainConfig:
     """Decisions per evaluation seed (two-tier)."""
     eval_episodes: int = 20
     """Episodes per evaluation seed (rescheduling)."""
+    eval_deterministic: bool = True
+    """Evaluate with the most probable allowed action (True) or by sampling the
+    policy with a seeded generator (False). Two-tier routing policies trained with
+    entropy learn to spread load by sampling; their argmax sends a burst of requests
+    to one place (herding), so ``env=two_tier`` evaluates sampled."""
     baselines: list[str] | None = None
     """Baselines evaluated on the same seeds; None = every baseline of the env kind."""

@@ -13,12 +13,14 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from envs import TwoTierCore, TwoTierEnvConfig
 from envs import two_tier_kernels as K
@@ -42,6 +44,8 @@ class TwoTierEvalSpec:
     """Decisions (env steps) per seed."""
     env: TwoTierEnvConfig = field(default_factory=TwoTierEnvConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    deterministic: bool = True
+    """Argmax actions, or actions sampled from a generator seeded by ``seeds[0]``."""
 
 
 def _metrics(
@@ -83,6 +87,28 @@ def evaluate_two_tier(
     policy: Policy | str, spec: TwoTierEvalSpec
 ) -> list[dict[str, float]]:
     """Metrics per seed of ``policy`` (or a baseline name) acting for every decision."""
+    with _sampling_seeded(spec.seeds[0], spec.deterministic):
+        return _evaluate_two_tier(policy, spec)
+
+
+@contextmanager
+def _sampling_seeded(seed: int, deterministic: bool) -> Iterator[None]:
+    """Sampled evaluation draws from torch's generator: seed it, then restore it.
+
+    The same seeds then give the same metrics, and the caller's training stream is
+    left as it was.
+    """
+    if deterministic:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _evaluate_two_tier(
+    policy: Policy | str, spec: TwoTierEvalSpec
+) -> list[dict[str, float]]:
     seeds = list(spec.seeds)
     config = TwoTierEnvConfig(
         **{**asdict(spec.env), "episode_length": spec.decisions + 1}
@@ -100,7 +126,7 @@ def evaluate_two_tier(
     invalid = np.empty((spec.decisions, len(seeds)))
     for step in range(spec.decisions):
         actions, _ = policy.predict(
-            core.obs, deterministic=True, action_masks=core.action_masks()
+            core.obs, deterministic=spec.deterministic, action_masks=core.action_masks()
         )
         out = core.step(np.asarray(actions))
         rewards[step] = out.reward
@@ -134,6 +160,8 @@ class RescheduleEvalSpec:
     """Episodes per seed (each starts from a freshly sampled cluster and placement)."""
     identity: tuple[int, int] | None = None
     """(index, slots) of the identity input the policy was trained with, if any."""
+    deterministic: bool = True
+    """Argmax actions, or actions sampled from a generator seeded by ``seeds[0]``."""
 
 
 def evaluate_reschedule(
@@ -144,6 +172,13 @@ def evaluate_reschedule(
     ``policy`` may be a baseline name of ``envs.reach.baselines`` (``keep``,
     ``random``, ``greedy``, ``rebalance``), built on the evaluation's own core.
     """
+    with _sampling_seeded(spec.seeds[0], spec.deterministic):
+        return _evaluate_reschedule(policy, spec)
+
+
+def _evaluate_reschedule(
+    policy: Policy | str, spec: RescheduleEvalSpec
+) -> list[dict[str, float]]:
     from envs.reach.baselines import make_baseline
     from envs.reach.config import RescheduleConfig
     from envs.reach.core import ReachCore
@@ -163,7 +198,7 @@ def evaluate_reschedule(
             else with_identity(core.obs, *spec.identity)
         )
         actions, _ = policy.predict(
-            obs, deterministic=True, action_masks=core.action_masks()
+            obs, deterministic=spec.deterministic, action_masks=core.action_masks()
         )
         out = core.step(np.asarray(actions))
         for done in np.flatnonzero(out.terminated | out.truncated):

@@ -93,6 +93,7 @@ def evaluate(
             decisions=cfg.train.eval_decisions,
             env=cfg.two_tier,
             reward=cfg.reward,
+            deterministic=cfg.train.eval_deterministic,
         )
         return evaluate_two_tier(policy, spec)
     slots = getattr(getattr(cfg, "policy", None), "identity_slots", 0)
@@ -101,6 +102,7 @@ def evaluate(
         seeds,
         cfg.train.eval_episodes,
         identity=(identity_of(cfg, region), slots) if slots > 0 else None,
+        deterministic=cfg.train.eval_deterministic,
     )
     return evaluate_reschedule(policy, reschedule_spec)
 

@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.demo", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--rounds", type=int, default=10, help="federated rounds")
+    parser.add_argument("--rounds", type=int, default=16, help="federated rounds")
     parser.add_argument(
-        "--local-steps", type=int, default=16_384, help="env steps per region per round"
+        "--local-steps", type=int, default=32_768, help="env steps per region per round"
     )
     parser.add_argument(
         "--out",

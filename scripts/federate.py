@@ -404,6 +404,8 @@ class Deployment:
         node_auth: admit only SuperNodes whose registered EC keys sign their requests.
         isolation: ``warm`` (``--isolation process`` + :mod:`fl_clients.worker`) or
             ``subprocess`` (Flower's default: a fresh ClientApp process per message).
+        node_poll_s: longest sleep of each SuperNode's loop
+            (:mod:`fl_clients.supernode`); 0 = the stock ``flower-supernode`` (3 s).
         startup_timeout: longest wait for the SuperLink and SuperNodes to come up.
     """
 
@@ -413,6 +415,7 @@ class Deployment:
     tls: bool = False
     node_auth: bool = False
     isolation: Isolation = Isolation.warm
+    node_poll_s: float = 0.2
     startup_timeout: float = 120.0
     processes: dict[str, Managed] = field(default_factory=dict)
     port: int = 0
@@ -421,6 +424,10 @@ class Deployment:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.node_poll_s < 0:
+            raise ValueError(
+                f"engine.node_poll_s: expected seconds >= 0, got {self.node_poll_s}"
+            )
         if self.node_auth and not self.tls:
             raise ValueError(
                 "engine.node_auth: needs engine.tls=true (keys travel over TLS)"
@@ -541,8 +548,14 @@ class Deployment:
         """Start (or restart) the SuperNode of ``region`` and, if warm, its worker."""
         port = free_port(self.host)
         self.node_ports[region] = port
+        launcher = (
+            [sys.executable, "-m", "fl_clients.supernode",
+             "--poll-interval", str(self.node_poll_s)]
+            if self.node_poll_s > 0
+            else [str(BIN / "flower-supernode")]
+        )  # fmt: skip
         command = [
-            str(BIN / "flower-supernode"),
+            *launcher,
             *self._tls_args(),
             "--superlink", f"{self.host}:{self.port}",
             "--host", self.host,
@@ -725,6 +738,7 @@ def run_deployment_engine(cfg: RunConfig) -> None:
         tls=engine.tls,
         node_auth=engine.node_auth,
         isolation=engine.isolation,
+        node_poll_s=engine.node_poll_s,
         startup_timeout=engine.startup_timeout_s,
     )
     run_id = None
