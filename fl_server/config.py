@@ -249,6 +249,34 @@ def regions_of(cfg: RunConfig) -> list[str]:
     return regions
 
 
+def with_common_padding(cfg: RunConfig) -> RunConfig:
+    """Pad every rescheduling client to the largest cluster, so they share one network.
+
+    The action space is ``max_nodes * max_pods + 1`` and the observation follows the
+    same axes: clusters of different sizes can only average their policies when both
+    are fixed for the whole federation. The launcher resolves them once, here, from
+    the cluster folders it can see (loopback and simulation runs); in a multi-party
+    deployment, where each party holds only its own cluster, set
+    ``reschedule.max_nodes`` and ``reschedule.max_pods`` explicitly. A cluster larger
+    than the padding fails on its client, naming both.
+    """
+    settings = cfg.reschedule
+    if cfg.env != "reschedule" or (settings.max_nodes and settings.max_pods):
+        return cfg
+    from envs.reach.core import load_settings_config
+
+    configs = [
+        load_settings_config(dataclasses.replace(settings, cluster=cluster))
+        for cluster in regions_of(cfg)
+    ]
+    padded = dataclasses.replace(
+        settings,
+        max_nodes=settings.max_nodes or max(len(c.nodes.nodes) for c in configs),
+        max_pods=settings.max_pods or max(c.n_pods for c in configs),
+    )
+    return dataclasses.replace(cfg, reschedule=padded)
+
+
 def fingerprint(flat: Mapping[str, Scalar]) -> dict[str, Scalar]:
     """The part of a flat config that must match for a run to be resumed."""
     return {

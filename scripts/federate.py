@@ -51,7 +51,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import conf.schema  # noqa: F401  (registers the typed schema)
 from conf.schema import EngineName, Isolation, RunConfig
-from fl_server.config import regions_of, to_run_config, to_toml
+from fl_server.config import regions_of, to_run_config, to_toml, with_common_padding
 
 log = logging.getLogger("federate")
 
@@ -76,6 +76,7 @@ def prepare(cfg: RunConfig, out: Path) -> RunConfig:
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(cfg, federation=replace(cfg.federation, output_dir=str(out)))
     regions_of(cfg)  # fail here, naming the field, rather than inside an app
+    cfg = with_common_padding(cfg)
     (out / "run_config.toml").write_text(to_toml(to_run_config(cfg)))
     return cfg
 
