@@ -17,6 +17,7 @@ from envs.reach.config import RescheduleConfig
 from envs.reach.core import ReachCore
 from envs.reach.generator import generate, write_config
 from envs.vec_env import BatchedVecEnv
+from fl_server.config import compose
 from policies.config import PolicyConfig
 from policies.evaluation import RescheduleEvalSpec, evaluate_reschedule
 from policies.local import LocalTrainer
@@ -134,9 +135,7 @@ def _reach_time_to_greedy(budget_s: float, chunk: int) -> dict[str, Any]:
                 ]
             )
         )
-        cfg = PolicyConfig(
-            gamma=0.99, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3
-        )
+        cfg = compose(["env=reschedule"]).policy  # the env group's own learner
         trainer = LocalTrainer(
             BatchedVecEnv(ReachCore.from_settings(settings, cfg.n_envs), seed=0),
             cfg,
@@ -154,6 +153,7 @@ def _reach_time_to_greedy(budget_s: float, chunk: int) -> dict[str, Any]:
             results = evaluate_reschedule(trainer.model, held_out)
             learned = float(np.mean([r["latency_reduction_pct"] for r in results]))
         return {
+            "policy": dataclasses.asdict(cfg),
             "seconds": time.perf_counter() - start,
             "train_seconds": train_s,
             "steps": steps,
@@ -217,6 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "reach_12_28_reached_greedy": reach["reached"],
         "reach_12_28_train_only_s": round(reach["train_seconds"], 1),
         "reach_12_28_steps": reach["steps"],
+        "reach_12_28_policy": reach["policy"],
         "scenario": "default",
         "region": REGION,
         "policy": dataclasses.asdict(cfg),
