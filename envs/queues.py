@@ -39,7 +39,7 @@ def dispatch(
     return start - arrival
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def dispatch_at(
     core_free: np.ndarray,
     b: int,
@@ -52,14 +52,16 @@ def dispatch_at(
 
     The same rule without slicing a view (views cost reference counting in numba).
     """
-    best = first
-    best_free = core_free[b, first]
+    cores = core_free[b]
+    best = nb.uint64(first)
+    best_free = cores[best]
     for k in range(first + 1, first + n_cores):
-        if core_free[b, k] < best_free:
-            best_free = core_free[b, k]
-            best = k
+        free = cores[nb.uint64(k)]  # unsigned: no negative-index fix-up
+        if free < best_free:
+            best_free = free
+            best = nb.uint64(k)
     start = arrival if arrival > best_free else best_free
-    core_free[b, best] = start + service
+    cores[best] = start + service
     return start - arrival
 
 

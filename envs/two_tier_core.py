@@ -47,7 +47,21 @@ from envs.scenario import (
     compile_scenario,
     load_scenario,
 )
-from envs.two_tier_layout import NODE_FEATURES, ObsLayout
+from envs.two_tier_layout import (
+    NF_COST,
+    NF_EXEC,
+    NF_IS_EDGE,
+    NF_VALID,
+    NODE_FEATURES,
+    PHASE_LB,
+    REGION_FEATURES,
+    RF_COST,
+    RF_IS_ORIGIN,
+    RF_RTT,
+    RF_TRANSFER,
+    RF_VALID,
+    ObsLayout,
+)
 from envs.two_tier_state import ObservableState
 from envs.units import parse_duration
 
@@ -124,6 +138,49 @@ def static_tables(world: World, clip: float) -> tuple[np.ndarray, np.ndarray]:
                     st[K.RS_COST] = clip
                     st[K.RS_CARBON_COEF] = 1e9  # clipped to obs_clip when scaled
     return table, reg_static
+
+
+def obs_templates(
+    world: World, layout: ObsLayout, tn: np.ndarray, reg_static: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The state-free part of every observation, written once per scenario.
+
+    Returns ``head[K, R, node_offset]`` (header and region block of a type-``k``
+    request from origin ``o`` in the LB phase; the clock and the dynamic region
+    features are left 0) and ``nodes[K, R, N_max * NODE_FEATURES]`` (region ``q``'s
+    node block for type ``k``, padding included; wait, utilisation and carbon 0).
+    The kernels copy these and fill in the rest.
+    """
+    n_types, n_regions = world.n_types, world.n_regions
+    head = np.zeros((n_types, n_regions, layout.node_offset), dtype=np.float32)
+    tf = world.type_f
+    s = layout.scalar_offset
+    log_max_bytes = max(math.log1p(tf[:, TYPE_BYTES].max()), 1e-9)
+    for k in range(n_types):
+        for o in range(n_regions):
+            h = head[k, o]
+            h[PHASE_LB] = 1.0
+            h[layout.type_offset + k] = 1.0
+            h[s] = tf[k, TYPE_SLO_S] / tf[:, TYPE_SLO_S].max()
+            h[s + 1] = math.log1p(tf[k, TYPE_BYTES]) / log_max_bytes
+            if layout.origin_offset >= 0:
+                h[layout.origin_offset + o] = 1.0
+            block = h[layout.region_offset :].reshape(n_regions, REGION_FEATURES)
+            block[:, RF_VALID] = reg_static[k, o, :, K.RS_VALID]
+            block[o, RF_IS_ORIGIN] = 1.0
+            block[:, RF_RTT] = reg_static[k, o, :, K.RS_RTT]
+            block[:, RF_TRANSFER] = reg_static[k, o, :, K.RS_TRANSFER]
+            block[:, RF_COST] = reg_static[k, o, :, K.RS_COST]
+    width = layout.max_nodes * NODE_FEATURES
+    nodes = np.zeros((n_types, n_regions, width), dtype=np.float32)
+    for q in range(n_regions):
+        lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+        block = nodes[:, q].reshape(n_types, layout.max_nodes, NODE_FEATURES)
+        block[:, : hi - lo, NF_VALID] = tn[:, lo:hi, K.TN_CAPABLE]
+        block[:, : hi - lo, NF_EXEC] = tn[:, lo:hi, K.TN_EXEC_N]
+        block[:, : hi - lo, NF_COST] = tn[:, lo:hi, K.TN_COST_N]
+        block[:, : hi - lo, NF_IS_EDGE] = tn[:, lo:hi, K.TN_IS_EDGE]
+    return head, nodes
 
 
 def _heuristic(name: str, table: dict[str, int], field: str) -> int:
@@ -269,11 +326,12 @@ class TwoTierCore:
         region_i = world.region_i.copy()
         region_i[list(self.controlled), REG_CONTROLLED] = 1
         tn, reg_static = static_tables(world, cfg.obs_clip)
+        head_tpl, node_tpl = obs_templates(world, layout, tn, reg_static)
         self._world = (
             world.node_f, region_i, tn, reg_static, world.type_f, world.hourly,
             world.burst, world.pair_f, world.mix_cum, params, ip,
             np.ascontiguousarray(tn[:, :, K.TN_EXEC]),
-            1.0 / world.node_f[:, NODE_CORES],
+            1.0 / world.node_f[:, NODE_CORES], head_tpl, node_tpl,
         )  # fmt: skip
 
         # ---- dynamic state

@@ -34,6 +34,7 @@ import numba as nb
 import numpy as np
 
 from envs.heuristics import AGENT, LATENCY, LEAST_LOADED, choose_node, choose_region
+from envs.kernel_memory import borrow, prefetch_row, prefetch_span
 from envs.queues import dispatch_at
 from envs.rng import exponential, gamma_unit_mean, randint, standard_normal, uniform
 from envs.scenario import (
@@ -62,9 +63,6 @@ from envs.scenario import (
 )
 from envs.two_tier_layout import (
     NF_CARBON,
-    NF_COST,
-    NF_EXEC,
-    NF_IS_EDGE,
     NF_UTIL,
     NF_VALID,
     NF_WAIT,
@@ -74,11 +72,7 @@ from envs.two_tier_layout import (
     REGION_FEATURES,
     RF_BEST_COMPLETION,
     RF_CARBON,
-    RF_COST,
-    RF_IS_ORIGIN,
     RF_IS_SELECTED,
-    RF_RTT,
-    RF_TRANSFER,
     RF_UTIL,
     RF_VALID,
 )
@@ -113,9 +107,10 @@ N_IS = 8
 ND_FREE, ND_NEXT, ND_BUSY = 0, 1, 2
 N_ND = 3
 # Per-region dynamic state (``reg_dyn[b, field, region]``): busy cores, next core
-# release, arrival rate of the current second.
-RD_BUSY, RD_NEXT, RD_RATE = 0, 1, 2
-N_RD = 3
+# release, arrival rate of the current second, and of the current hour: carbon
+# intensity, sine and cosine of the local hour (the observation's clock).
+RD_BUSY, RD_NEXT, RD_RATE, RD_CARBON, RD_SIN, RD_COS = range(6)
+N_RD = 6
 # Components of the last step (``comps``).
 C_PLACED, C_LATENCY, C_WAIT, C_RTT, C_TRANSFER, C_SERVICE, C_VIOL = range(7)
 C_COST, C_EGRESS, C_ENERGY, C_CARBON, C_REGION, C_NODE, C_ORIGIN = range(7, 14)
@@ -132,16 +127,46 @@ N_EP = FS_PLACED + 3
 
 HOURS = 8760
 
+# Unsigned indices for the innermost loops: numba adds a negative-index fix-up to
+# every signed subscript, which there costs more than the work and blocks SIMD.
+_u = nb.uint64
+_U_NF_VALID, _U_NF_WAIT, _U_NF_UTIL, _U_NF_CARBON = (
+    np.uint64(NF_VALID),
+    np.uint64(NF_WAIT),
+    np.uint64(NF_UTIL),
+    np.uint64(NF_CARBON),
+)
+_U_NODE_FEATURES = np.uint64(NODE_FEATURES)
+_U_TN_CARBON_COEF = np.uint64(TN_CARBON_COEF)
+
+
+@nb.njit(cache=True, inline="always")
+def _copy_into(dst, start, src):
+    """``dst[start : start + len(src)] = src`` (1-D, no index fix-ups)."""
+    base = _u(start)
+    for j in range(src.shape[0]):
+        u = _u(j)
+        dst[base + u] = src[u]
+
 
 # ---------------------------------------------------------------- arrival process
 @nb.njit(cache=True)
-def _hour(b: int, t: float, ist: np.ndarray) -> int:
-    return (ist[b, IS_HOUR0] + int(t // 3600.0)) % HOURS
+def _hour_features(b, hour, reg_dyn, hourly):
+    """Cache each region's carbon intensity and local clock for hour ``hour``."""
+    for r in range(hourly.shape[0]):
+        reg_dyn[b, RD_CARBON, r] = hourly[r, hour, HOUR_CARBON]
+        angle = 2.0 * math.pi * hourly[r, hour, HOUR_LOCAL] / 24.0
+        reg_dyn[b, RD_SIN, r] = math.sin(angle)
+        reg_dyn[b, RD_COS, r] = math.cos(angle)
 
 
 @nb.njit(cache=True)
 def _load_second(b, sec, ist, fs, reg_dyn, burst_off, region_i, hourly, burst):
-    """Cache every region's arrival rate for simulated second ``sec``."""
+    """Cache every region's arrival rate for simulated second ``sec``.
+
+    The hour of the year is that of the current second: the clock of every rate,
+    price and carbon figure. Its features are refreshed when the hour turns.
+    """
     hour = (ist[b, IS_HOUR0] + sec // 3600) % HOURS
     total = 0.0
     for r in range(region_i.shape[0]):
@@ -150,10 +175,12 @@ def _load_second(b, sec, ist, fs, reg_dyn, burst_off, region_i, hourly, burst):
         reg_dyn[b, RD_RATE, r] = rate
         total += rate
     fs[b, FS_SEC_TOTAL] = total
+    if sec % 3600 == 0 or sec != ist[b, IS_SEC] + 1:  # a new hour, or a (re)start
+        _hour_features(b, hour, reg_dyn, hourly)
     ist[b, IS_SEC] = sec
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _next_arrival(b, ist, fs, reg_dyn, burst_off, rng, region_i, hourly, burst):
     """Advance the clock to the merged process's next arrival; return its origin."""
     t = fs[b, FS_T]
@@ -177,7 +204,7 @@ def _next_arrival(b, ist, fs, reg_dyn, burst_off, rng, region_i, hourly, burst):
     return n_regions - 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _draw_type(b, o, fs, rng, mix_cum, gamma_shape):
     """Type of an arrival from ``o``; its service factor goes to ``fs[b, FS_G]``."""
     u = uniform(rng, b)
@@ -189,15 +216,16 @@ def _draw_type(b, o, fs, rng, mix_cum, gamma_shape):
 
 
 # ------------------------------------------------------------------- node state
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn):
     """Recount node ``n``'s busy cores at ``t`` (keeps its region's total in step)."""
     earliest = np.inf
     nxt = np.inf
     busy = 0.0
     first = int(node_f[n, NODE_CORE_OFFSET])
+    cores = core_free[b]
     for c in range(first, first + int(node_f[n, NODE_CORES])):
-        f = core_free[b, c]
+        f = cores[_u(c)]
         if f < earliest:
             earliest = f
         if f > t:
@@ -210,86 +238,88 @@ def _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn):
     node_dyn[b, ND_BUSY, n] = busy
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn):
     """Refresh the nodes of region ``q`` that released a core, and its next release."""
     nxt = np.inf
+    release = node_dyn[b, ND_NEXT]
     for n in range(region_i[q, REG_START], region_i[q, REG_END]):
-        if t >= node_dyn[b, ND_NEXT, n]:
+        if t >= release[_u(n)]:
             _refresh_node(b, n, q, t, node_f, core_free, node_dyn, reg_dyn)
-        if node_dyn[b, ND_NEXT, n] < nxt:
-            nxt = node_dyn[b, ND_NEXT, n]
+        if release[_u(n)] < nxt:
+            nxt = release[_u(n)]
     reg_dyn[b, RD_NEXT, q] = nxt
 
 
 # ----------------------------------------------------------------- observations
-@nb.njit(cache=True)
+# What does not depend on the state is written from templates built with the world
+# (``head_tpl[k, o]``: header and region block of a type-``k`` request from ``o`` in
+# the LB phase; ``node_tpl[k, q]``: region ``q``'s node block for type ``k``, padding
+# included); the writers below copy them and fill in the dynamic features.
+@nb.njit(cache=True, inline="always")
 def _fill_nodes(
-    out, b, off, n_max, q, k, t, carbon, inv_slo, clip, sat, region_i, node_f, tn,
+    out, b, off, q, k, t, inv_slo, clip, sat, region_i, node_f, tn, node_tpl,
     inv_cores, core_free, node_dyn, reg_dyn,
 ):  # fmt: skip
     """Node features of region ``q`` for a type-``k`` request, into ``out[b, off:]``.
 
-    Written in place (float32), row-major ``[N_max, NODE_FEATURES]``; no views, which
-    would cost reference counting on this hot path.
+    Written in place (float32), row-major ``[N_max, NODE_FEATURES]``.
     """
     if t >= reg_dyn[b, RD_NEXT, q]:  # a core of the region was released: recount
         _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
+    row = out[b]
+    _copy_into(row, off, node_tpl[k, q])
+    carbon = reg_dyn[b, RD_CARBON, q]
+    free = node_dyn[b, ND_FREE]
+    busy = node_dyn[b, ND_BUSY]
+    static = tn[k]
     lo = region_i[q, REG_START]
     count = region_i[q, REG_END] - lo
     any_room = False
     for i in range(count):
-        n = lo + i
-        j = off + i * NODE_FEATURES
-        wait = max(node_dyn[b, ND_FREE, n] - t, 0.0)
-        capable = tn[k, n, TN_CAPABLE]
-        out[b, j + NF_VALID] = capable
-        out[b, j + NF_WAIT] = min(wait * inv_slo, clip)
-        out[b, j + NF_EXEC] = tn[k, n, TN_EXEC_N]
-        out[b, j + NF_UTIL] = node_dyn[b, ND_BUSY, n] * inv_cores[n]
-        out[b, j + NF_COST] = tn[k, n, TN_COST_N]
-        out[b, j + NF_CARBON] = min(tn[k, n, TN_CARBON_COEF] * carbon, clip)
-        out[b, j + NF_IS_EDGE] = tn[k, n, TN_IS_EDGE]
-        if capable > 0.0 and (sat <= 0.0 or wait <= sat):
+        n = _u(lo + i)
+        j = _u(off + i * NODE_FEATURES)
+        wait = max(free[n] - t, 0.0)
+        row[j + _U_NF_WAIT] = min(wait * inv_slo, clip)
+        row[j + _U_NF_UTIL] = busy[n] * inv_cores[n]
+        row[j + _U_NF_CARBON] = min(static[n, _U_TN_CARBON_COEF] * carbon, clip)
+        if row[j + _U_NF_VALID] > 0.0 and (sat <= 0.0 or wait <= sat):
             any_room = True
-    for j in range(off + count * NODE_FEATURES, off + n_max * NODE_FEATURES):
-        out[b, j] = 0.0
     if any_room and sat > 0.0:  # decided on float64 waits, as ``any_room`` was
         for i in range(count):
-            if node_dyn[b, ND_FREE, lo + i] - t > sat:
-                out[b, off + i * NODE_FEATURES + NF_VALID] = 0.0
+            if free[_u(lo + i)] - t > sat:
+                row[_u(off + i * NODE_FEATURES) + _U_NF_VALID] = 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _fill_regions(
-    out, b, off, o, k, t, hour, inv_slo, clip, region_i, node_f, tn_exec, reg_static,
-    hourly, core_free, node_dyn, reg_dyn,
+    out, b, off, o, k, t, inv_slo, clip, region_i, node_f, tn_exec, reg_static,
+    head_tpl, core_free, node_dyn, reg_dyn,
 ):  # fmt: skip
     """Region features of serving a type-``k`` request from ``o``: ``out[b, off:]``."""
+    row = out[b]
+    template = head_tpl[k, o]
+    for j in range(off, template.shape[0]):
+        row[_u(j)] = template[_u(j)]
+    free = node_dyn[b, ND_FREE]
+    exec_s = tn_exec[k]
     for q in range(region_i.shape[0]):
         if t >= reg_dyn[b, RD_NEXT, q]:
             _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
         best = np.inf
         for n in range(region_i[q, REG_START], region_i[q, REG_END]):
-            best = min(best, max(node_dyn[b, ND_FREE, n] - t, 0.0) + tn_exec[k, n])
+            best = min(best, max(free[_u(n)] - t, 0.0) + exec_s[_u(n)])
         j = off + q * REGION_FEATURES
-        out[b, j + RF_VALID] = reg_static[k, o, q, RS_VALID]
-        out[b, j + RF_IS_ORIGIN] = 1.0 if q == o else 0.0
-        out[b, j + RF_IS_SELECTED] = 0.0
-        out[b, j + RF_RTT] = reg_static[k, o, q, RS_RTT]
-        out[b, j + RF_TRANSFER] = reg_static[k, o, q, RS_TRANSFER]
-        out[b, j + RF_BEST_COMPLETION] = min(best * inv_slo, clip)
-        util = reg_dyn[b, RD_BUSY, q] * reg_static[k, o, q, RS_INV_CORES]
-        out[b, j + RF_UTIL] = util
-        out[b, j + RF_COST] = reg_static[k, o, q, RS_COST]
-        carbon = reg_static[k, o, q, RS_CARBON_COEF] * hourly[q, hour, HOUR_CARBON]
-        out[b, j + RF_CARBON] = min(carbon, clip)
+        row[j + RF_BEST_COMPLETION] = min(best * inv_slo, clip)
+        row[j + RF_UTIL] = reg_dyn[b, RD_BUSY, q] * reg_static[k, o, q, RS_INV_CORES]
+        carbon = reg_static[k, o, q, RS_CARBON_COEF] * reg_dyn[b, RD_CARBON, q]
+        row[j + RF_CARBON] = min(carbon, clip)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _write_obs(
     b, obs, mask, ist, fs, core_free, node_dyn, reg_dyn, region_i, node_f, tn, tn_exec,
-    inv_cores, reg_static, type_f, hourly, params, iparams,
+    inv_cores, reg_static, type_f, head_tpl, node_tpl, params, iparams,
 ):  # fmt: skip
     """Observation and mask of the pending decision of environment ``b``.
 
@@ -304,23 +334,17 @@ def _write_obs(
     phase = ist[b, IS_PHASE]
     selected = ist[b, IS_SELECTED]
     t = fs[b, FS_T]
-    hour = _hour(b, t, ist)
     inv_slo = 1.0 / type_f[k, TYPE_SLO_S]
     clip = params[P_CLIP]
     off_r = iparams[IP_OFF_REGION]
     off_n = iparams[IP_OFF_NODE]
+    row = obs[b]
+    template = head_tpl[k, o]
     for j in range(off_r):
-        obs[b, j] = 0.0
-    obs[b, phase] = 1.0
-    obs[b, iparams[IP_OFF_TYPE] + k] = 1.0
+        row[_u(j)] = template[_u(j)]
     s = iparams[IP_OFF_SCALAR]
-    obs[b, s] = type_f[k, TYPE_SLO_S] / params[P_MAX_SLO]
-    obs[b, s + 1] = math.log1p(type_f[k, TYPE_BYTES]) / params[P_LOG_MAX_BYTES]
-    angle = 2.0 * math.pi * hourly[o, hour, HOUR_LOCAL] / 24.0
-    obs[b, s + 2] = math.sin(angle)
-    obs[b, s + 3] = math.cos(angle)
-    if iparams[IP_OFF_ORIGIN] >= 0:
-        obs[b, iparams[IP_OFF_ORIGIN] + o] = 1.0
+    row[s + 2] = reg_dyn[b, RD_SIN, o]
+    row[s + 3] = reg_dyn[b, RD_COS, o]
     view = o
     if phase == PHASE_LB:
         _fill_regions(
@@ -330,53 +354,53 @@ def _write_obs(
             o,
             k,
             t,
-            hour,
             inv_slo,
             clip,
             region_i,
             node_f,
             tn_exec,
             reg_static,
-            hourly,
+            head_tpl,
             core_free,
             node_dyn,
             reg_dyn,
         )
     else:
+        row[PHASE_LB] = 0.0
+        row[PHASE_SCHEDULER] = 1.0
         view = selected
         for q in range(n_regions):
-            obs[b, off_r + q * REGION_FEATURES + RF_IS_SELECTED] = (
+            row[off_r + q * REGION_FEATURES + RF_IS_SELECTED] = (
                 1.0 if q == selected else 0.0
             )
-    carbon = hourly[view, hour, HOUR_CARBON]
     _fill_nodes(
         obs,
         b,
         off_n,
-        n_max,
         view,
         k,
         t,
-        carbon,
         inv_slo,
         clip,
         params[P_SAT_WAIT],
         region_i,
         node_f,
         tn,
+        node_tpl,
         inv_cores,
         core_free,
         node_dyn,
         reg_dyn,
     )
-    for a in range(mask.shape[1]):
-        mask[b, a] = False
+    mask_row = mask[b]
+    for a in range(mask_row.shape[0]):
+        mask_row[a] = False
     if phase == PHASE_LB:
         for q in range(n_regions):
-            mask[b, q] = obs[b, off_r + q * REGION_FEATURES + RF_VALID] > 0.0
+            mask_row[q] = row[off_r + q * REGION_FEATURES + RF_VALID] > 0.0
     else:
-        for i in range(min(n_max, mask.shape[1])):
-            mask[b, i] = obs[b, off_n + i * NODE_FEATURES + NF_VALID] > 0.0
+        for i in range(min(n_max, mask_row.shape[0])):
+            mask_row[i] = row[off_n + i * NODE_FEATURES + NF_VALID] > 0.0
 
 
 # ---------------------------------------------------------------------- serving
@@ -422,7 +446,7 @@ def _background_node(
     return best
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _serve(
     b, o, q, n, k, t, g, rng, node_f, pair_f, type_f, tn, core_free, node_dyn, reg_dyn
 ):
@@ -448,12 +472,15 @@ def _serve(
     return rtt, type_f[k, TYPE_BYTES] / bandwidth, wait, service
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _account(
-    b, o, q, n, k, hour, rtt, transfer, wait, service, node_f, pair_f, type_f, hourly,
+    b, o, q, n, k, intensity, rtt, transfer, wait, service, node_f, pair_f, type_f,
     params, fs, comps,
 ):  # fmt: skip
-    """Latency, SLO, cost, energy and carbon of a placed request; returns its reward."""
+    """Latency, SLO, cost, energy and carbon of a placed request; returns its reward.
+
+    ``intensity`` is the serving region's carbon intensity now (gCO2/kWh).
+    """
     latency = rtt + transfer + wait + service
     slo = type_f[k, TYPE_SLO_S]
     violated = 1.0 if latency > slo else 0.0
@@ -463,7 +490,7 @@ def _account(
     )
     cost = service * node_f[n, NODE_PRICE_CORE_S] + egress
     energy = service * node_f[n, NODE_WATTS_BUSY_CORE]
-    carbon = energy / 3.6e6 * hourly[q, hour, HOUR_CARBON]
+    carbon = energy / 3.6e6 * intensity
     cap = params[P_TERM_CAP]
     reward = -(
         params[P_W_LAT] * min(latency / slo, cap)
@@ -506,11 +533,11 @@ def _account(
 #   S = ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch, comps
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _advance(
     b, obs, node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum,
-    params, iparams, tn_exec, inv_cores, ist, fs, core_free, node_dyn, reg_dyn,
-    burst_off, rng, rr, scratch,
+    params, iparams, tn_exec, inv_cores, head_tpl, node_tpl, ist, fs, core_free,
+    node_dyn, reg_dyn, burst_off, rng, rr, scratch,
 ):  # fmt: skip
     """Simulate environment ``b`` until a learned tier must decide.
 
@@ -552,22 +579,20 @@ def _advance(
                 reg_dyn,
             )
         else:
-            carbon = hourly[o, _hour(b, t, ist), HOUR_CARBON]
             _fill_nodes(
                 scratch,
                 b,
                 0,
-                n_max,
                 o,
                 k,
                 t,
-                carbon,
                 1.0 / type_f[k, TYPE_SLO_S],
                 clip,
                 sat,
                 region_i,
                 node_f,
                 tn,
+                node_tpl,
                 inv_cores,
                 core_free,
                 node_dyn,
@@ -603,14 +628,13 @@ def _advance(
             o,
             k,
             t,
-            _hour(b, t, ist),
             1.0 / type_f[k, TYPE_SLO_S],
             clip,
             region_i,
             node_f,
             tn_exec,
             reg_static,
-            hourly,
+            head_tpl,
             core_free,
             node_dyn,
             reg_dyn,
@@ -623,7 +647,7 @@ def _advance(
     # A learned tier decides next (both tiers heuristic is rejected by the core).
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _place(
     b, n, node_f, tn, type_f, hourly, pair_f, params, ist, fs, core_free, node_dyn,
     reg_dyn, rng, comps,
@@ -654,7 +678,7 @@ def _place(
         q,
         n,
         k,
-        _hour(b, t, ist),
+        reg_dyn[b, RD_CARBON, q],
         rtt,
         transfer,
         wait,
@@ -662,7 +686,6 @@ def _place(
         node_f,
         pair_f,
         type_f,
-        hourly,
         params,
         fs,
         comps,
@@ -672,8 +695,8 @@ def _place(
 @nb.njit(cache=True)
 def _reset_one(
     b, obs, mask, node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f,
-    mix_cum, params, iparams, tn_exec, inv_cores, ist, fs, core_free, node_dyn, reg_dyn,
-    burst_off, rng, rr, scratch,
+    mix_cum, params, iparams, tn_exec, inv_cores, head_tpl, node_tpl, ist, fs,
+    core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch,
 ):  # fmt: skip
     """Start a new episode in environment ``b``: empty queues, then the warm-up."""
     start = iparams[IP_START_HOUR]
@@ -707,6 +730,8 @@ def _reset_one(
         iparams,
         tn_exec,
         inv_cores,
+        head_tpl,
+        node_tpl,
         ist,
         fs,
         core_free,
@@ -734,7 +759,8 @@ def _reset_one(
         inv_cores,
         reg_static,
         type_f,
-        hourly,
+        head_tpl,
+        node_tpl,
         params,
         iparams,
     )
@@ -743,8 +769,9 @@ def _reset_one(
 @nb.njit(cache=True)
 def write_obs(b, world, state, obs, mask):
     """Entry point: the observation and mask of environment ``b``'s current state."""
-    node_f, region_i, tn, reg_static, type_f, hourly = world[:6]
+    node_f, region_i, tn, reg_static, type_f = world[:5]
     params, iparams, tn_exec, inv_cores = world[9], world[10], world[11], world[12]
+    head_tpl, node_tpl = world[13], world[14]
     ist, fs, core_free, node_dyn, reg_dyn = state[:5]
     _write_obs(
         b,
@@ -762,7 +789,8 @@ def write_obs(b, world, state, obs, mask):
         inv_cores,
         reg_static,
         type_f,
-        hourly,
+        head_tpl,
+        node_tpl,
         params,
         iparams,
     )
@@ -784,7 +812,7 @@ def write_live(
     simulator's own writer; in the scheduler phase the region block is first written
     in the LB phase, as during an episode.
     """
-    region_i = world[1]
+    region_i, hourly = world[1], world[5]
     ist, fs, node_dyn, reg_dyn = state[0], state[1], state[3], state[4]
     n = types.shape[0]
     for i in range(n):
@@ -796,6 +824,7 @@ def write_live(
         ist[b, IS_TYPE] = types[i]
         ist[b, IS_SELECTED] = selected[i]
         fs[b, :] = 0.0
+        _hour_features(b, hours[i], reg_dyn, hourly)
         node_dyn[b, ND_FREE, :] = 0.0
         node_dyn[b, ND_NEXT, :] = np.inf
         node_dyn[b, ND_BUSY, :] = 0.0
@@ -822,6 +851,7 @@ def reset_env(b, world, state, obs, mask):
     """Start a new episode in environment ``b`` (its random stream is kept)."""
     node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum = world[:9]
     params, iparams, tn_exec, inv_cores = world[9], world[10], world[11], world[12]
+    head_tpl, node_tpl = world[13], world[14]
     ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch = state[:9]
     _reset_one(
         b,
@@ -840,6 +870,8 @@ def reset_env(b, world, state, obs, mask):
         iparams,
         tn_exec,
         inv_cores,
+        head_tpl,
+        node_tpl,
         ist,
         fs,
         core_free,
@@ -855,7 +887,8 @@ def reset_env(b, world, state, obs, mask):
 @nb.njit(cache=True)
 def _restart_episode(
     b, obs, mask, node_f, region_i, tn, reg_static, type_f, hourly, burst, params,
-    iparams, tn_exec, inv_cores, ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng,
+    iparams, tn_exec, inv_cores, head_tpl, node_tpl, ist, fs, core_free, node_dyn,
+    reg_dyn, burst_off, rng,
 ):  # fmt: skip
     """Begin a new episode on the running world (auto-reset in ``continue`` mode).
 
@@ -866,7 +899,7 @@ def _restart_episode(
     t = fs[b, FS_T]
     start = iparams[IP_START_HOUR]
     hour = start if start >= 0 else randint(rng, b, HOURS)
-    ist[b, IS_HOUR0] = (hour - int(t // 3600.0)) % HOURS  # the current hour is `hour`
+    ist[b, IS_HOUR0] = (hour - ist[b, IS_SEC] // 3600) % HOURS  # now `hour`
     for r in range(region_i.shape[0]):
         burst_off[b, r] = randint(rng, b, region_i[r, REG_BURST_LEN])
     _load_second(
@@ -892,10 +925,43 @@ def _restart_episode(
         inv_cores,
         reg_static,
         type_f,
-        hourly,
+        head_tpl,
+        node_tpl,
         params,
         iparams,
     )
+
+
+@nb.njit(cache=True, inline="always")
+def _prefetch_ahead(
+    b, actions, region_i, node_f, obs, mask, ist, fs, core_free, node_dyn, reg_dyn,
+    rng, comps,
+):  # fmt: skip
+    """Ask for the memory of the next environments while ``b`` is simulated.
+
+    B environments' state does not fit in cache, so each step would otherwise wait
+    on memory: the rows of ``b + 2``, and the cores that ``b + 1``'s scheduler
+    action will use (its rows arrived during the previous step).
+    """
+    n_envs = actions.shape[0]
+    if b + 2 < n_envs:
+        ahead = b + 2
+        prefetch_row(obs, ahead)
+        prefetch_row(node_dyn, ahead)
+        prefetch_row(reg_dyn, ahead)
+        prefetch_row(ist, ahead)
+        prefetch_row(fs, ahead)
+        prefetch_row(comps, ahead)
+        prefetch_row(mask, ahead)
+        prefetch_row(rng, ahead)
+    if b + 1 < n_envs and ist[b + 1, IS_PHASE] == PHASE_SCHEDULER:
+        q = ist[b + 1, IS_SELECTED]
+        if 0 <= q < region_i.shape[0]:
+            n = region_i[q, REG_START] + actions[b + 1]
+            if region_i[q, REG_START] <= n < region_i[q, REG_END]:
+                first = int(node_f[n, NODE_CORE_OFFSET])
+                stop = first + int(node_f[n, NODE_CORES])
+                prefetch_span(core_free, b + 1, first, stop)
 
 
 @nb.njit(cache=True)
@@ -909,15 +975,28 @@ def step_batch(actions, world, state, out):
     are reset (or restarted on the running world, ``IP_CONTINUE``).
     ``episode_length == 0`` leaves truncation to the caller (TimeLimit).
     """
-    node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum = world[:9]
-    params, iparams, tn_exec, inv_cores = world[9], world[10], world[11], world[12]
-    ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch, comps = state
-    obs, mask, reward, truncated, final_obs, ep_out = out
+    node_f, region_i, tn = borrow(world[0]), borrow(world[1]), borrow(world[2])
+    reg_static, type_f, hourly = borrow(world[3]), borrow(world[4]), borrow(world[5])
+    burst, pair_f, mix_cum = borrow(world[6]), borrow(world[7]), borrow(world[8])
+    params, iparams = borrow(world[9]), borrow(world[10])
+    tn_exec, inv_cores = borrow(world[11]), borrow(world[12])
+    head_tpl, node_tpl = borrow(world[13]), borrow(world[14])
+    ist, fs, core_free = borrow(state[0]), borrow(state[1]), borrow(state[2])
+    node_dyn, reg_dyn, burst_off = borrow(state[3]), borrow(state[4]), borrow(state[5])
+    rng, rr = borrow(state[6]), borrow(state[7])
+    scratch, comps = borrow(state[8]), borrow(state[9])
+    obs, mask, reward = borrow(out[0]), borrow(out[1]), borrow(out[2])
+    truncated, final_obs, ep_out = borrow(out[3]), borrow(out[4]), borrow(out[5])
     ep_len = iparams[IP_EP_LEN]
     n_regions = region_i.shape[0]
     n_max = iparams[IP_NMAX]
     off_r, off_n = iparams[IP_OFF_REGION], iparams[IP_OFF_NODE]
-    for b in range(actions.shape[0]):
+    n_envs = actions.shape[0]
+    for b in range(n_envs):
+        _prefetch_ahead(
+            b, actions, region_i, node_f, obs, mask, ist, fs, core_free, node_dyn,
+            reg_dyn, rng, comps,
+        )  # fmt: skip
         a = actions[b]
         comps[b, :] = 0.0
         r = 0.0
@@ -935,22 +1014,20 @@ def step_batch(actions, world, state, out):
             ist[b, IS_PHASE] = PHASE_SCHEDULER
             if iparams[IP_SCHED_MODE] != AGENT:  # the heuristic scheduler's view
                 k, t = ist[b, IS_TYPE], fs[b, FS_T]
-                carbon = hourly[a, _hour(b, t, ist), HOUR_CARBON]
                 _fill_nodes(
                     scratch,
                     b,
                     0,
-                    n_max,
                     a,
                     k,
                     t,
-                    carbon,
                     1.0 / type_f[k, TYPE_SLO_S],
                     params[P_CLIP],
                     params[P_SAT_WAIT],
                     region_i,
                     node_f,
                     tn,
+                    node_tpl,
                     inv_cores,
                     core_free,
                     node_dyn,
@@ -1015,6 +1092,8 @@ def step_batch(actions, world, state, out):
             iparams,
             tn_exec,
             inv_cores,
+            head_tpl,
+            node_tpl,
             ist,
             fs,
             core_free,
@@ -1041,7 +1120,8 @@ def step_batch(actions, world, state, out):
             inv_cores,
             reg_static,
             type_f,
-            hourly,
+            head_tpl,
+            node_tpl,
             params,
             iparams,
         )
@@ -1071,6 +1151,8 @@ def step_batch(actions, world, state, out):
                     iparams,
                     tn_exec,
                     inv_cores,
+                    head_tpl,
+                    node_tpl,
                     ist,
                     fs,
                     core_free,
@@ -1097,6 +1179,8 @@ def step_batch(actions, world, state, out):
                     iparams,
                     tn_exec,
                     inv_cores,
+                    head_tpl,
+                    node_tpl,
                     ist,
                     fs,
                     core_free,
