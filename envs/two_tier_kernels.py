@@ -141,7 +141,6 @@ _U_NF_VALID, _U_NF_WAIT, _U_NF_UTIL, _U_NF_CARBON = (
     np.uint64(NF_UTIL),
     np.uint64(NF_CARBON),
 )
-_U_NODE_FEATURES = np.uint64(NODE_FEATURES)
 _U_TN_CARBON_COEF = np.uint64(TN_CARBON_COEF)
 
 
