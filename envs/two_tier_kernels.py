@@ -529,6 +529,47 @@ def _account(
     return reward
 
 
+# Heuristic tiers score the blocks the agent would see. Not inlined: each inlined
+# copy of an observation writer costs seconds of compilation, and the default env
+# (both tiers learned, every region controlled) never runs them.
+@nb.njit(cache=True)
+def _heuristic_node(
+    mode, b, q, k, t, region_i, node_f, tn, node_tpl, type_f, inv_cores, params,
+    core_free, node_dyn, reg_dyn, scratch, rng, counter,
+):  # fmt: skip
+    """The node (world index) scheduler heuristic ``mode`` picks in region ``q``."""
+    _fill_nodes(
+        scratch, b, 0, q, k, t, 1.0 / type_f[k, TYPE_SLO_S], params[P_CLIP],
+        params[P_SAT_WAIT], region_i, node_f, tn, node_tpl, inv_cores, core_free,
+        node_dyn, reg_dyn,
+    )  # fmt: skip
+    block = scratch[b].reshape((scratch.shape[1] // NODE_FEATURES, NODE_FEATURES))
+    return region_i[q, REG_START] + choose_node(mode, block, rng, counter, b)
+
+
+@nb.njit(cache=True)
+def _heuristic_region(
+    b, obs, region_i, node_f, tn_exec, reg_static, head_tpl, type_f, params, iparams,
+    ist, fs, core_free, node_dyn, reg_dyn, rng, counter,
+):  # fmt: skip
+    """The region the LB heuristic picks for the pending request.
+
+    Its region block is written to ``obs[b]``, where the scheduler's observation
+    keeps it.
+    """
+    o, k, t = ist[b, IS_ORIGIN], ist[b, IS_TYPE], fs[b, FS_T]
+    off = iparams[IP_OFF_REGION]
+    n_regions = region_i.shape[0]
+    _fill_regions(
+        obs, b, off, o, k, t, 1.0 / type_f[k, TYPE_SLO_S], params[P_CLIP], region_i,
+        node_f, tn_exec, reg_static, head_tpl, core_free, node_dyn, reg_dyn,
+    )  # fmt: skip
+    block = obs[b, off : off + n_regions * REGION_FEATURES].reshape(
+        (n_regions, REGION_FEATURES)
+    )
+    return choose_region(iparams[IP_LB_MODE], block, rng, counter, b)
+
+
 # ------------------------------------------------------------------ one env's step
 # The functions below take the unpacked ``world`` and ``state`` arrays as explicit
 # arguments, in this order (the entry points unpack the tuples once per call):
@@ -549,12 +590,10 @@ def _advance(
     the background heuristic; a heuristic LB writes the region block of ``obs[b]``,
     which the scheduler observation then reuses.
     """
-    n_max = iparams[IP_NMAX]
     bg_mode = iparams[IP_BG_MODE]
     sat = params[P_SAT_WAIT]
     shape = params[P_GAMMA_SHAPE]
     warmup = params[P_WARMUP]
-    clip = params[P_CLIP]
     while ist[b, IS_PENDING] == 0:
         o = _next_arrival(b, ist, fs, reg_dyn, burst_off, rng, region_i, hourly, burst)
         k = _draw_type(b, o, fs, rng, mix_cum, shape)
@@ -583,27 +622,10 @@ def _advance(
                 reg_dyn,
             )
         else:
-            _fill_nodes(
-                scratch,
-                b,
-                0,
-                o,
-                k,
-                t,
-                1.0 / type_f[k, TYPE_SLO_S],
-                clip,
-                sat,
-                region_i,
-                node_f,
-                tn,
-                node_tpl,
-                inv_cores,
-                core_free,
-                node_dyn,
-                reg_dyn,
-            )
-            blk = scratch[b].reshape((n_max, NODE_FEATURES))
-            n = region_i[o, REG_START] + choose_node(bg_mode, blk, rng, rr[2], b)
+            n = _heuristic_node(
+                bg_mode, b, o, k, t, region_i, node_f, tn, node_tpl, type_f,
+                inv_cores, params, core_free, node_dyn, reg_dyn, scratch, rng, rr[2],
+            )  # fmt: skip
         _serve(
             b,
             o,
@@ -622,31 +644,10 @@ def _advance(
             reg_dyn,
         )
     if ist[b, IS_PHASE] == PHASE_LB and iparams[IP_LB_MODE] != AGENT:
-        o, k, t = ist[b, IS_ORIGIN], ist[b, IS_TYPE], fs[b, FS_T]
-        off = iparams[IP_OFF_REGION]
-        n_regions = region_i.shape[0]
-        _fill_regions(
-            obs,
-            b,
-            off,
-            o,
-            k,
-            t,
-            1.0 / type_f[k, TYPE_SLO_S],
-            clip,
-            region_i,
-            node_f,
-            tn_exec,
-            reg_static,
-            head_tpl,
-            core_free,
-            node_dyn,
-            reg_dyn,
-        )
-        blk = obs[b, off : off + n_regions * REGION_FEATURES].reshape(
-            (n_regions, REGION_FEATURES)
-        )
-        ist[b, IS_SELECTED] = choose_region(iparams[IP_LB_MODE], blk, rng, rr[0], b)
+        ist[b, IS_SELECTED] = _heuristic_region(
+            b, obs, region_i, node_f, tn_exec, reg_static, head_tpl, type_f, params,
+            iparams, ist, fs, core_free, node_dyn, reg_dyn, rng, rr[0],
+        )  # fmt: skip
         ist[b, IS_PHASE] = PHASE_SCHEDULER
     # A learned tier decides next (both tiers heuristic is rejected by the core).
 
@@ -1016,53 +1017,22 @@ def step_batch(actions, world, state, out):
                 a = choose_region(iparams[IP_FALLBACK_LB], blk, rng, rr[0], b)
             ist[b, IS_SELECTED] = a
             ist[b, IS_PHASE] = PHASE_SCHEDULER
-            if iparams[IP_SCHED_MODE] != AGENT:  # the heuristic scheduler's view
-                k, t = ist[b, IS_TYPE], fs[b, FS_T]
-                _fill_nodes(
-                    scratch,
-                    b,
-                    0,
-                    a,
-                    k,
-                    t,
-                    1.0 / type_f[k, TYPE_SLO_S],
-                    params[P_CLIP],
-                    params[P_SAT_WAIT],
-                    region_i,
-                    node_f,
-                    tn,
-                    node_tpl,
-                    inv_cores,
-                    core_free,
-                    node_dyn,
-                    reg_dyn,
-                )
-                blk = scratch[b].reshape((n_max, NODE_FEATURES))
-                i = choose_node(iparams[IP_SCHED_MODE], blk, rng, rr[1], b)
-                r += _place(
-                    b,
-                    region_i[a, REG_START] + i,
-                    node_f,
-                    tn,
-                    type_f,
-                    hourly,
-                    pair_f,
-                    params,
-                    ist,
-                    fs,
-                    core_free,
-                    node_dyn,
-                    reg_dyn,
-                    rng,
-                    comps,
-                )
+            place = iparams[IP_SCHED_MODE] != AGENT  # the heuristic scheduler decides
+            if place:
+                n = _heuristic_node(
+                    iparams[IP_SCHED_MODE], b, a, ist[b, IS_TYPE], fs[b, FS_T],
+                    region_i, node_f, tn, node_tpl, type_f, inv_cores, params,
+                    core_free, node_dyn, reg_dyn, scratch, rng, rr[1],
+                )  # fmt: skip
         else:
             if invalid:
                 blk = obs[b, off_n : off_n + n_max * NODE_FEATURES].reshape(
                     (n_max, NODE_FEATURES)
                 )
                 a = choose_node(iparams[IP_FALLBACK_SCHED], blk, rng, rr[1], b)
+            place = True
             n = region_i[ist[b, IS_SELECTED], REG_START] + a
+        if place:
             r += _place(
                 b,
                 n,
