@@ -286,7 +286,12 @@ def train_round(
     if plan.mode == "local":
         start = _local_policy(state, key) or global_weights
     # ---- learn (FedProx's proximal term when mu > 0), export
-    result = learner.trainer.fit(start, plan.local_steps, proximal_mu=plan.proximal_mu)
+    result = learner.trainer.fit(
+        start,
+        plan.local_steps,
+        proximal_mu=plan.proximal_mu,
+        seed=_seed(cfg, key, plan.server_round),
+    )
     learner.stamp = plan.server_round
     _save_state(state, key, learner, result.weights if plan.mode == "local" else None)
     metrics = {

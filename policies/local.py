@@ -101,13 +101,27 @@ class LocalTrainer:
         self.model: MaskablePPO = build_model(env, config, seed=seed)
 
     def fit(
-        self, global_weights: Weights | None, steps: int, proximal_mu: float = 0.0
+        self,
+        global_weights: Weights | None,
+        steps: int,
+        proximal_mu: float = 0.0,
+        seed: int | None = None,
     ) -> LocalResult:
-        """Start from ``global_weights``, learn at least ``steps`` env steps, export."""
+        """Start from ``global_weights``, learn at least ``steps`` env steps, export.
+
+        With ``seed``, the round depends only on its inputs and the optimizer state:
+        the random generators are reseeded and the env restarts from a reset with
+        that seed, so neither what else ran in this process nor where the env stood
+        leaves a trace (a federation reproduces whatever the client scheduling; it
+        carries the optimizer state in the node's state).
+        """
         if steps <= 0:
             raise ValueError(f"local steps: expected a positive count, got {steps}")
         if proximal_mu < 0:
             raise ValueError(f"proximal-mu: expected >= 0, got {proximal_mu}")
+        if seed is not None:
+            self.model.set_random_seed(seed)  # python, numpy, torch, action space, env
+            self.model._last_obs = None  # so learn() resets the env with that seed
         # ---- load the global policy
         if global_weights is not None:
             set_weights(self.model.policy, global_weights)

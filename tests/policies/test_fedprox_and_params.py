@@ -87,6 +87,28 @@ def test_mu_zero_is_exactly_plain_maskable_ppo() -> None:
         assert np.array_equal(result.weights[name], expected[name]), name
 
 
+def test_a_seeded_round_does_not_depend_on_what_ran_before() -> None:
+    def two_rounds(between) -> dict[str, np.ndarray]:
+        trainer = LocalTrainer(vec_env(seed=5), SMALL, seed=5)
+        start = get_weights(trainer.model.policy)
+        first = trainer.fit(start, steps=256, seed=11).weights
+        between(trainer)
+        return trainer.fit(first, steps=256, seed=12).weights
+
+    def other_work(trainer: LocalTrainer) -> None:
+        """What a shared process does between two rounds of one region."""
+        LocalTrainer(vec_env(seed=6), SMALL, seed=6).fit(None, steps=256)
+        torch.rand(3)
+        np.random.rand()
+        for _ in range(7):  # the env moved on
+            trainer.env.step(trainer.env.action_masks().argmax(axis=1))
+
+    expected = two_rounds(lambda trainer: None)
+    again = two_rounds(other_work)
+    for name in expected:
+        assert np.array_equal(again[name], expected[name]), name
+
+
 def test_proximal_term_keeps_local_weights_near_the_global_ones() -> None:
     distances = {}
     for mu in (0.0, 5.0):
