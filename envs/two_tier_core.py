@@ -284,10 +284,6 @@ class TwoTierCore:
         params[K.P_W_LAT : K.P_W_CARBON + 1] = weights
         params[K.P_WARMUP] = parse_duration(cfg.warmup, "env.warmup")
         params[K.P_CLIP] = cfg.obs_clip
-        params[K.P_MAX_SLO] = world.type_f[:, TYPE_SLO_S].max()
-        params[K.P_LOG_MAX_BYTES] = max(
-            math.log1p(world.type_f[:, TYPE_BYTES].max()), 1e-9
-        )
         if cfg.invalid_action_penalty < 0:
             raise ConfigError(
                 "env.invalid_action_penalty", f">= 0, got {cfg.invalid_action_penalty}"

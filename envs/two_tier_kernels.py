@@ -84,9 +84,8 @@ from envs.two_tier_layout import (
 
 # Float parameters (``params``).
 P_SAT_WAIT, P_GAMMA_SHAPE, P_W_LAT, P_W_QUEUE, P_W_SLO, P_W_COST, P_W_CARBON = range(7)
-P_WARMUP, P_CLIP, P_MAX_SLO, P_LOG_MAX_BYTES, P_INVALID_PENALTY = 7, 8, 9, 10, 11
-P_TERM_CAP = 12
-N_PARAMS = 13
+P_WARMUP, P_CLIP, P_INVALID_PENALTY, P_TERM_CAP = 7, 8, 9, 10
+N_PARAMS = 11
 # Integer parameters (``iparams``).
 IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
 IP_OFF_TYPE, IP_OFF_SCALAR, IP_OFF_ORIGIN, IP_OFF_REGION, IP_OFF_NODE = 6, 7, 8, 9, 10
