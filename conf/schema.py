@@ -14,8 +14,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from envs.config import RewardConfig, ScenarioConfig, TwoTierEnvConfig
+from envs.config import ScenarioConfig
 from envs.reach.config import RescheduleConfig
+from envs.two_tier.config import RewardConfig, TwoTierEnvConfig
 from policies.config import PolicyConfig, TrainConfig
 
 

@@ -1,4 +1,4 @@
-"""Typed configuration of scenarios, the two-tier env and its reward.
+"""Typed configuration of scenarios: the multi-cloud world every env runs on.
 
 These dataclasses are the schema under the YAML in ``conf/`` (registered with Hydra's
 ConfigStore by ``conf/schema.py``). OmegaConf rejects unknown keys and wrong types at
@@ -37,14 +37,6 @@ class InstanceSize(Enum):
     small = "small"
     medium = "medium"
     large = "large"
-
-
-class Tier(Enum):
-    """Which decisions the agent takes; the other tier is a heuristic."""
-
-    both = "both"
-    lb = "lb"
-    scheduler = "scheduler"
 
 
 @dataclass
@@ -186,59 +178,3 @@ class ScenarioConfig:
     """``direct`` (operational, Scope 2) or ``lca`` (life-cycle) carbon intensity."""
     start_hour: int = -1
     """Hour of 2023 (0..8759, UTC) at which episodes start; -1 = uniformly random."""
-
-
-@dataclass
-class RewardConfig:
-    """Weights of the normalised reward terms (all >= 0).
-
-    reward = -(latency * L/SLO + queueing * W/SLO + slo_violation * [L > SLO]
-               + cost * C/C_ref + carbon * G/G_ref)
-
-    with L the end-to-end latency, W the queueing wait, C the cost (compute + egress)
-    and G the carbon of the request. ``C_ref`` is the type's mean compute cost over all
-    capable nodes plus its mean egress cost over all pairs of distinct regions;
-    ``G_ref`` its mean energy times the scenario's mean carbon intensity.
-    """
-
-    latency: float = 1.0
-    queueing: float = 0.0
-    slo_violation: float = 1.0
-    cost: float = 0.25
-    carbon: float = 0.25
-    term_cap: float = 10.0
-    """Each normalised term is capped here (a request 50x over its SLO is not 50x
-    worse for learning; ``info`` keeps the raw values)."""
-
-
-@dataclass
-class TwoTierEnvConfig:
-    """The two-tier scheduling env: which tier learns, and the heuristics around it."""
-
-    learn: Tier = Tier.both
-    """``lb``: learn the region choice; ``scheduler``: learn the node choice;
-    ``both``: one policy takes both decisions in turn (a phase flag tells which)."""
-    lb_heuristic: str = "latency"
-    """Region choice when the LB is not learned (``envs.heuristics.LB_HEURISTICS``)."""
-    scheduler_heuristic: str = "least_loaded"
-    """Node choice when the scheduler is not learned (``SCHEDULER_HEURISTICS``)."""
-    background_scheduler: str = "least_loaded"
-    """How regions not controlled by the agent place their own traffic (locally)."""
-    episode_length: int = 512
-    """Agent decisions per episode (the registered ``max_episode_steps``)."""
-    warmup: str = "250ms"
-    """Simulated time before the first decision, so queues start in a loaded state."""
-    saturation_wait: str = "1s"
-    """A node whose queue wait exceeds this is masked, unless every capable node of the
-    region is; ``0s`` disables admission control."""
-    region_id_input: bool = True
-    """Put the origin region's one-hot id in the observation (specialisation input)."""
-    obs_clip: float = 10.0
-    """Upper clip of the normalised observation features."""
-    auto_reset: str = "continue"
-    """How a batched core starts the next episode after truncation: ``continue`` on
-    the running world (queues kept; new hour and burst offsets; no warm-up cost) or
-    ``warm`` (empty queues, then ``warmup``). An explicit ``reset()`` is always warm."""
-    invalid_action_penalty: float = 1.0
-    """Reward subtracted when a masked-out action is taken (the tier's heuristic then
-    decides); masked policies never pay it, unmasked baselines do."""

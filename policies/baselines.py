@@ -1,7 +1,7 @@
 """Baseline policies of the two-tier env, with a learned policy's ``predict`` interface.
 
-A baseline decodes the observation (layout: :mod:`envs.two_tier_layout`) and applies
-the same heuristic functions the simulator uses (:mod:`envs.heuristics`), so
+A baseline decodes the observation (layout: :mod:`envs.two_tier.layout`) and applies
+the same heuristic functions the simulator uses (:mod:`envs.two_tier.heuristics`), so
 "least-loaded" means one thing everywhere. :class:`TierComposite` lets each tier be a
 baseline or a learned policy independently. Rescheduling baselines live with their env
 in :mod:`envs.reach.baselines`.
@@ -13,14 +13,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envs.heuristics import (
+from envs.rng import seed_streams
+from envs.two_tier.heuristics import (
     LB_HEURISTICS,
     SCHEDULER_HEURISTICS,
     choose_node,
     choose_region,
 )
-from envs.rng import seed_streams
-from envs.two_tier_layout import NODE_FEATURES, REGION_FEATURES, ObsLayout
+from envs.two_tier.layout import NODE_FEATURES, REGION_FEATURES, ObsLayout
 
 BASELINES: dict[str, tuple[str, str]] = {
     "random": ("random", "random"),
@@ -56,8 +56,8 @@ class TwoTierHeuristicPolicy:
 
     Args:
         layout: the env's observation layout (``core.layout`` / ``env.unwrapped.core``).
-        lb: a name of ``envs.heuristics.LB_HEURISTICS``.
-        scheduler: a name of ``envs.heuristics.SCHEDULER_HEURISTICS``.
+        lb: a name of ``envs.two_tier.heuristics.LB_HEURISTICS``.
+        scheduler: a name of ``envs.two_tier.heuristics.SCHEDULER_HEURISTICS``.
         seed: stream of the random choices (random, round-robin start, kube ties).
     """
 

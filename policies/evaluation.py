@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from envs import TwoTierCore, TwoTierEnvConfig
-from envs import two_tier_kernels as K
-from envs.config import RewardConfig, ScenarioConfig
+from envs.config import ScenarioConfig
 from envs.rng import seed_streams
+from envs.two_tier import kernels as K
+from envs.two_tier.config import RewardConfig
 from policies.baselines import Policy, TwoTierHeuristicPolicy
 from policies.identity import with_identity
 

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from fl_server.config import compose
-from scripts.federate import configure_logging, run, summary
+from fl_server.launch import summary
+from scripts.federate import configure_logging, run
 
 
 def main(argv: list[str] | None = None) -> int:

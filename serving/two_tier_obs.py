@@ -1,9 +1,9 @@
 """Two-tier observations of many live decisions at once, by the simulator's own writer.
 
-:meth:`envs.two_tier_core.TwoTierCore.observe` builds the training observation of one
+:meth:`envs.two_tier.core.TwoTierCore.observe` builds the training observation of one
 live state in about 80 us, mostly per-call numpy bookkeeping. For a batch endpoint
 that is the whole budget, so :class:`LiveObservationBatch` sets the same state
-fields and calls the simulator's kernel (:func:`envs.two_tier_kernels.write_obs`)
+fields and calls the simulator's kernel (:func:`envs.two_tier.kernels.write_obs`)
 for every row inside one compiled function.
 The result equals ``observe`` row for row (``tests/serving`` pins this), including
 the scheduler phase, whose region block is written in the LB phase first.

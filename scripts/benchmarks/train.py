@@ -183,8 +183,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every figure from this run; the null env has exactly the default env's spaces."""
     from types import SimpleNamespace
 
-    from envs.config import RewardConfig
     from envs.scenario import load_scenario
+    from envs.two_tier.config import RewardConfig
 
     cfg = PolicyConfig()
     run_cfg = SimpleNamespace(

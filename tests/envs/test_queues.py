@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from envs import TwoTierCore, TwoTierEnvConfig, load_scenario
-from envs import two_tier_kernels as K
 from envs.queues import erlang_c, mmc_mean_wait
+from envs.two_tier import kernels as K
 
 
 def one_node_world(cores: int, utilization: float) -> dict:

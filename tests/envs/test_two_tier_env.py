@@ -123,7 +123,7 @@ def test_masked_action_falls_back_to_heuristic_with_penalty() -> None:
 def test_info_carries_every_raw_component() -> None:
     env = make_region_env("small", "us-east", seed=0)
     _, info = env.reset(seed=0)
-    keys = set(envs.two_tier_kernels.COMPONENT_NAMES) | {"action_mask", "phase"}
+    keys = set(envs.two_tier.kernels.COMPONENT_NAMES) | {"action_mask", "phase"}
     placed = 0
     for _ in range(50):
         _, reward, _, _, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envs import TwoTierCore, TwoTierEnvConfig, load_scenario
-from envs import two_tier_kernels as K
 from envs.datasets import regions
 from envs.scenario import TN_CAPABLE
+from envs.two_tier import kernels as K
 
 REGIONS = list(regions())
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from envs import ConfigError, TwoTierCore, TwoTierEnvConfig
-from envs import two_tier_kernels as K
 from envs.datasets import YEAR_START
-from envs.two_tier_state import NodeLoad, ObservableState
+from envs.two_tier import kernels as K
+from envs.two_tier.live import NodeLoad, ObservableState
 
 
 def snapshot(core: TwoTierCore, b: int) -> ObservableState:

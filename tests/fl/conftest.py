@@ -1,6 +1,6 @@
 """Fixtures of the federation tests: tiny configs, Flower's home in tmp, real processes.
 
-Every Flower process a test starts belongs to a :class:`scripts.federate.Deployment`
+Every Flower process a test starts belongs to a :class:`fl_server.launch.Deployment`
 whose finalizer stops it by PID, also when the test fails; the finalizer then checks
 that no process of the deployment (nor any child Flower spawned) is left.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from conf.schema import RunConfig
 from fl_server.config import compose
-from scripts.federate import Deployment
+from fl_server.launch import Deployment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

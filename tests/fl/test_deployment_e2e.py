@@ -1,6 +1,6 @@
 """Flower's Deployment Engine for real on 127.0.0.1: a SuperLink, SuperNodes, faults.
 
-Every process is started by :class:`scripts.federate.Deployment` on free ports, with
+Every process is started by :class:`fl_server.launch.Deployment` on free ports, with
 Flower's home in the run folder, and stopped by PID by the ``deployments`` fixture
 (which also checks that nothing is left). Budgets are tiny: these test plumbing and
 fault handling; learning is tested elsewhere.
@@ -25,15 +25,10 @@ from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
 from fl_server.config import to_run_config
+from fl_server.launch import Deployment, check_app, free_port, prepare
+from fl_server.launch.certificates import make_node_key
+from fl_server.launch.processes import BIN
 from policies.params import flatten, get_weights
-from scripts.federate import (
-    BIN,
-    Deployment,
-    check_app,
-    free_port,
-    make_node_key,
-    prepare,
-)
 
 from .conftest import descendants
 

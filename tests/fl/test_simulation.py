@@ -11,8 +11,9 @@ from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
 from fl_server.evaluation import ServerEvaluator
+from fl_server.launch import summary
 from policies.params import flatten, get_weights
-from scripts.federate import run, summary
+from scripts.federate import run
 
 REGIONS = ["us-east", "eu-central", "asia-east"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from conf.schema import RunConfig
+from fl_server.launch import free_port
 from policies.checkpoint import save_checkpoint
 from policies.local import LocalTrainer
 from policies.runs import make_training_env
@@ -58,13 +58,6 @@ def train_checkpoint(
     trainer.fit(None, steps)
     config = OmegaConf.to_container(OmegaConf.structured(cfg))
     return save_checkpoint(trainer.model, path, {"config": config, **meta})
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -207,7 +200,7 @@ def two_tier_request(world: Any, rng: np.random.Generator) -> dict[str, Any]:
 
 def observable(request: dict[str, Any], region: str | None = None) -> Any:
     """The same request as the env's own ``ObservableState``."""
-    from envs.two_tier_state import NodeLoad, ObservableState
+    from envs.two_tier.live import NodeLoad, ObservableState
 
     return ObservableState(
         request_type=request["request_type"],

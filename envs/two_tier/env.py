@@ -7,9 +7,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.config import RewardConfig, ScenarioConfig, TwoTierEnvConfig
+from envs.config import ScenarioConfig
 from envs.rng import seed_streams
-from envs.two_tier_core import TwoTierCore
+from envs.two_tier.config import RewardConfig, TwoTierEnvConfig
+from envs.two_tier.core import TwoTierCore
 
 
 class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
@@ -26,10 +27,11 @@ class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
     traffic with a background heuristic, so they are loaded, dynamic neighbours.
 
     *Design: one core, a phase per tier.* ``config.learn`` selects which tier the agent
-    plays; the other is one of :mod:`envs.heuristics` resolved inside the simulator.
-    With ``learn=both`` a request takes two steps, an LB step (phase one-hot ``[1, 0]``,
-    region actions valid) then a scheduler step (``[0, 1]``, node actions valid), so one
-    policy network learns both decisions, its phase input telling which. This keeps a
+    plays; the other is one of :mod:`envs.two_tier.heuristics`, resolved inside the
+    simulator. With ``learn=both`` a request takes two steps, an LB step (phase
+    one-hot ``[1, 0]``, region actions valid) then a scheduler step (``[0, 1]``, node
+    actions valid), so one policy network learns both decisions, its phase input
+    telling which. This keeps a
     single simulator for the three ablation arms (learned LB + heuristic scheduler, the
     reverse, both learned), and a given trained policy can play either tier by being
     called on the phase it was trained for.
@@ -48,7 +50,7 @@ class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
     |           | every capable node of the region is)                               |
 
     ## Observation Space
-    ``Box(-1, obs_clip, (D,), float32)``, layout in :mod:`envs.two_tier_layout`: phase,
+    ``Box(-1, obs_clip, (D,), float32)``, layout in :mod:`envs.two_tier.layout`: phase,
     request type and scalars, origin id (optional), per-region features (RTT,
     transfer, best completion, utilisation, cost, carbon, validity) and per-node
     features of the view region (wait, execution, utilisation, cost, carbon, edge).
@@ -56,8 +58,9 @@ class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Rewards
     At the step that places a request: ``-(w_lat L/SLO + w_q W/SLO + w_slo [L > SLO]
-    + w_cost C/C_ref + w_carbon G/G_ref)`` (:class:`~envs.config.RewardConfig`); an LB
-    step of ``learn=both`` gives 0. ``info`` holds every raw component each step.
+    + w_cost C/C_ref + w_carbon G/G_ref)``
+    (:class:`~envs.two_tier.config.RewardConfig`); an LB step of ``learn=both`` gives
+    0. ``info`` holds every raw component each step.
 
     ## Starting State
     Queues empty, then ``warmup`` of simulated time with every region served by the
@@ -71,8 +74,8 @@ class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
     ## Arguments
     ``scenario`` (name, YAML path or :class:`~envs.config.ScenarioConfig`), ``region``
     (the controlled region id, or ``None`` for all), ``config``
-    (:class:`~envs.config.TwoTierEnvConfig`), ``reward``
-    (:class:`~envs.config.RewardConfig`).
+    (:class:`~envs.two_tier.config.TwoTierEnvConfig`), ``reward``
+    (:class:`~envs.two_tier.config.RewardConfig`).
 
     ## Version History
     * v0: first version.

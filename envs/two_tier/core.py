@@ -1,7 +1,7 @@
 """The batched two-tier core: B environments of one scenario in numpy arrays.
 
 One :meth:`TwoTierCore.step` call advances all B environments through
-:func:`envs.two_tier_kernels.step_batch`. :class:`envs.two_tier.TwoTierSchedulingEnv`
+:func:`envs.two_tier.kernels.step_batch`. :class:`envs.two_tier.TwoTierSchedulingEnv`
 is the B = 1 view of this class and :class:`envs.vec_env.BatchedVecEnv` its SB3 face.
 """
 
@@ -15,10 +15,8 @@ import numpy as np
 from gymnasium import spaces
 from omegaconf import OmegaConf
 
-from envs import heuristics
-from envs import two_tier_kernels as K
 from envs.batched import BatchStep
-from envs.config import RewardConfig, ScenarioConfig, Tier, TwoTierEnvConfig
+from envs.config import ScenarioConfig
 from envs.datasets import HOURS_PER_YEAR, YEAR_START
 from envs.errors import ConfigError
 from envs.rng import seed_streams
@@ -47,7 +45,10 @@ from envs.scenario import (
     compile_scenario,
     load_scenario,
 )
-from envs.two_tier_layout import (
+from envs.two_tier import heuristics
+from envs.two_tier import kernels as K
+from envs.two_tier.config import RewardConfig, Tier, TwoTierEnvConfig
+from envs.two_tier.layout import (
     NF_COST,
     NF_EXEC,
     NF_IS_EDGE,
@@ -62,7 +63,7 @@ from envs.two_tier_layout import (
     RF_VALID,
     ObsLayout,
 )
-from envs.two_tier_state import ObservableState
+from envs.two_tier.live import ObservableState
 from envs.units import parse_duration
 
 _WORLD_CACHE: dict[str, World] = {}
@@ -265,7 +266,7 @@ class TwoTierCore:
         high = np.full(layout.size, cfg.obs_clip, dtype=np.float32)
         self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
 
-        # ---- static arrays (see the tuple layouts in envs.two_tier_kernels)
+        # ---- static arrays (see the tuple layouts in envs.two_tier.kernels)
         w = self.reward_config
         weights = (w.latency, w.queueing, w.slo_violation, w.cost, w.carbon)
         names = ("latency", "queueing", "slo_violation", "cost", "carbon")
@@ -506,7 +507,7 @@ class TwoTierCore:
         """Batched :meth:`observe` on pre-validated indices (a server's fast path).
 
         Rows ``first .. first + n - 1`` of the core become the live states (see
-        :func:`envs.two_tier_kernels.write_live` for the arguments); returns views of
+        :func:`envs.two_tier.kernels.write_live` for the arguments); returns views of
         their observations and masks, valid until the core is used again.
         """
         n = types.shape[0]

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import gymnasium as gym
 
-from envs.config import RewardConfig, ScenarioConfig, Tier, TwoTierEnvConfig
-from envs.two_tier_core import TwoTierCore
+from envs.config import ScenarioConfig
+from envs.two_tier.config import RewardConfig, Tier, TwoTierEnvConfig
+from envs.two_tier.core import TwoTierCore
 
 if TYPE_CHECKING:
     from envs.vec_env import BatchedVecEnv

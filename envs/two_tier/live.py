@@ -2,7 +2,7 @@
 
 A load balancer or scheduler that asks the served policy for a decision sends what it
 can observe: the request (type, origin), the time, and per node the wait until a core
-is free and the busy cores. :meth:`envs.two_tier_core.TwoTierCore.observe` turns it
+is free and the busy cores. :meth:`envs.two_tier.core.TwoTierCore.observe` turns it
 into exactly the observation and mask the policy was trained on.
 """
 

@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from envs.rng import randint, uniform
-from envs.two_tier_layout import (
+from envs.two_tier.layout import (
     NF_CARBON,
     NF_COST,
     NF_EXEC,

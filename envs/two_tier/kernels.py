@@ -19,7 +19,7 @@ Event flow of one environment (times in seconds since its reset):
 
 How it is made fast (B = 1024 steps run ~4x faster than with plain helper calls):
 the entry points take the static ``world`` and dynamic ``state`` tuples (layouts in
-:mod:`envs.two_tier_core`), unpack them once and *borrow* every array
+:mod:`envs.two_tier.core`), unpack them once and *borrow* every array
 (:mod:`envs.kernel_memory`: no reference counting); the helpers of a step are
 inlined into the entry point (``inline="always"``), so no call passes dozens of
 array descriptors; innermost loops index with unsigned integers (no negative-index
@@ -38,7 +38,6 @@ import math
 import numba as nb
 import numpy as np
 
-from envs.heuristics import AGENT, LATENCY, LEAST_LOADED, choose_node, choose_region
 from envs.kernel_memory import borrow, prefetch_row, prefetch_span
 from envs.queues import dispatch_at
 from envs.rng import exponential, gamma_unit_mean, randint, standard_normal, uniform
@@ -66,7 +65,14 @@ from envs.scenario import (
     TYPE_OUT_GB,
     TYPE_SLO_S,
 )
-from envs.two_tier_layout import (
+from envs.two_tier.heuristics import (
+    AGENT,
+    LATENCY,
+    LEAST_LOADED,
+    choose_node,
+    choose_region,
+)
+from envs.two_tier.layout import (
     NF_CARBON,
     NF_UTIL,
     NF_VALID,
@@ -414,10 +420,11 @@ def _background_node(
 ):  # fmt: skip
     """Least-loaded or latency placement of background traffic, without a block.
 
-    The same rule as :func:`envs.heuristics.choose_node` (lowest wait, or wait plus
-    execution, among capable non-saturated nodes; ties by utilisation, then index),
-    on raw float64 values: background traffic is most of what the simulator does in
-    a region's env, and building observation blocks for it would dominate.
+    The same rule as :func:`envs.two_tier.heuristics.choose_node` (lowest wait, or
+    wait plus execution, among capable non-saturated nodes; ties by utilisation,
+    then index), on raw float64 values: background traffic is most of what the
+    simulator does in a region's env, and building observation blocks for it would
+    dominate.
     """
     if t >= reg_dyn[b, RD_NEXT, q]:
         _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
