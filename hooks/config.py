@@ -1,0 +1,313 @@
+"""Typed hook settings: ``conf/hooks/*.yaml`` first, then environment variables.
+
+The YAML files hold the defaults a deployment ships; the environment overrides them
+under REACH's pod-migrator names (``NAMESPACE``, ``APP_LABEL``, ``POLLING_PERIOD``,
+``MAX_STEP``, ``QOS_THRESHOLD``, ``PROMETHEUS_ADDR``, ``KUBECONFIG``, ...) or
+``HOOKS_*`` for settings REACH does not have. A bad value fails with the full key.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "hooks"
+"""Where the shipped YAML files live (``conf`` is package data)."""
+SECTIONS = ("kubernetes", "migrator", "prometheus", "openstack")
+
+_GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
+          "ns": 1e-9}  # fmt: skip
+
+
+def parse_duration(text: str, name: str) -> float:
+    """Seconds from a Go duration (``1s``, ``500ms``, ``1m30s``) or a plain number."""
+    value = text.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = _GO_DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(
+            f"{name}: expected a duration such as '1s', '500ms' or '1m30s', "
+            f"got {text!r}"
+        )
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+class RunMode(enum.Enum):
+    """``once``: one episode; ``monitor``: act whenever latency crosses the QoS."""
+
+    once = "once"
+    monitor = "monitor"
+
+
+class NodeForm(enum.Enum):
+    """Where node availability comes from in Prometheus."""
+
+    node_exporter = "node_exporter"
+    """Measured use: idle CPU seconds and ``MemAvailable`` (needs instance mapping)."""
+    kube_state_metrics = "kube_state_metrics"
+    """Requests view (REACH's semantics): allocatable minus requests, by ``node``."""
+
+
+class InstanceMap(enum.Enum):
+    """How a node-exporter ``instance`` label becomes a node name."""
+
+    uname = "uname"
+    """Join with ``node_uname_info{nodename}``."""
+    strip_port = "strip_port"
+    """``host:9100`` -> ``host`` (relabelled targets)."""
+    identity = "identity"
+    """``instance`` already is the node name."""
+
+
+@dataclass
+class KubernetesConfig:
+    """Which cluster, namespace and workload the hooks act on."""
+
+    namespace: str = ""
+    """Namespace of the application (required: the guard rails refuse ``""``)."""
+    app_label: str = ""
+    """Label selector of the application's pods, e.g. ``deployment=mubench``
+    (required)."""
+    kubeconfig: str = ""
+    """Kubeconfig file; ``""`` = ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster."""
+    context: str = ""
+    """Kubeconfig context (``""`` = current)."""
+    node_selector: str = ""
+    """Label selector of the nodes sent to the policy (``""`` = every node); the
+    policy answers 422 for nodes it was not trained on."""
+    request_timeout: float = 10.0
+    """Seconds per API request."""
+    retry_attempts: int = 5
+    """Tries per API request on 409/429/5xx/timeouts."""
+    retry_base_delay: float = 0.2
+    """First backoff, seconds (doubles each retry, jittered ±20 %)."""
+
+
+@dataclass
+class MigratorConfig:
+    """``python -m hooks.migrator``: REACH's pod-migrator loop and its guard rails."""
+
+    mode: RunMode = RunMode.once
+    """``once`` or ``monitor``."""
+    policy_url: str = "http://localhost:5000/get_action"
+    """The policy server's ``/get_action`` (REACH hard-codes this URL)."""
+    policy_timeout: float = 10.0
+    """Seconds per policy request (REACH: 10 s)."""
+    polling_period: float = 1.0
+    """Seconds between monitor polls and readiness checks (``POLLING_PERIOD``)."""
+    max_step: int = 10
+    """Most moves in one episode (``MAX_STEP``)."""
+    qos_threshold: float = 250.0
+    """Latency in ms above which ``monitor`` acts (``QOS_THRESHOLD``)."""
+    max_pod_waiting_retries: int = 100
+    """Polls waiting for every app pod to be Ready before a decision."""
+    ready_timeout: float = 120.0
+    """Seconds the replacement pod may take to become Ready before rollback."""
+    handover_timeout: float = 60.0
+    """Seconds for the ReplicaSet to adopt the replacement and shed the old pod."""
+    max_migrations_per_interval: int = 5
+    """At most this many migrations per ``rate_interval`` (0 = no limit)."""
+    rate_interval: float = 60.0
+    """Window of the migration rate limit, seconds."""
+    min_pod_age: float = 0.0
+    """Never move a pod younger than this, seconds."""
+    reach_cordon_mode: bool = False
+    """REACH's paper protocol (cordon every other node, replicas +1, deletion cost):
+    blocks scheduling cluster-wide; only to reproduce the paper."""
+    output: str = "outputs/migrator/timeseries.csv"
+    """Time series (CSV; a ``.jsonl`` twin is written beside it)."""
+    plan_file: str = "outputs/migrator/plan.jsonl"
+    """Every action, dry-run or live, one JSON line each."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of ``/metrics`` and ``/healthz``."""
+    metrics_port: int = 9877
+    """Port of ``/metrics`` and ``/healthz`` (0 = a free one, logged)."""
+    latency_query: str = ""
+    """PromQL giving the application latency in ms (``""``: use
+    ``entry_service_url``; neither: latency is not measured)."""
+    entry_service_url: str = ""
+    """REACH's ``ENTRY_SERVICE_URL``: JSON ``{"service_calling_latency": ms}``."""
+    stop_after: float = 0.0
+    """``monitor`` only: stop after this many seconds (0 = run until signalled)."""
+
+
+@dataclass
+class PrometheusConfig:
+    """Where the metrics are and which forms they take."""
+
+    url: str = "http://127.0.0.1:9090"
+    """Prometheus base URL (``PROMETHEUS_ADDR``)."""
+    timeout: float = 10.0
+    """Seconds per query."""
+    node_form: NodeForm = NodeForm.kube_state_metrics
+    """``kube_state_metrics`` (requests, REACH) or ``node_exporter`` (measured)."""
+    instance_map: InstanceMap = InstanceMap.uname
+    """node-exporter ``instance`` -> node name."""
+    window: str = "1m"
+    """Range of ``rate()``."""
+    request_metric: str = "http_requests_total"
+    """Counter of served requests, labelled by ``service``."""
+    latency_metric: str = "http_request_duration_seconds"
+    """Histogram base name (``_bucket``/``_sum``/``_count``), labelled by
+    ``service`` and ``node``."""
+    service_label: str = "service"
+    """Label naming the service on the traffic metrics."""
+    node_label: str = "node"
+    """Label naming the node on the traffic metrics."""
+
+
+@dataclass
+class OpenStackConfig:
+    """Where new servers go and what they boot."""
+
+    cloud: str = ""
+    """``clouds.yaml`` entry (``""`` = ``OS_*`` variables)."""
+    project: str = ""
+    """Project name for logs and plan records."""
+    image: str = ""
+    """Image name or id."""
+    flavor: str = ""
+    """Flavor name or id."""
+    network: str = ""
+    """Network name or id the server's port is created on."""
+    pool_metadata_key: str = "frl-pool"
+    """Aggregate metadata key naming the scheduler-tier pool it hosts."""
+    scheduler_hints: dict[str, Any] = field(default_factory=dict)
+    """Hints added to every server (``group``, ``different_host``, ...)."""
+    wait_timeout: float = 300.0
+    """Seconds a server may take to become ACTIVE before rollback."""
+
+
+@dataclass
+class HooksConfig:
+    """All hook settings."""
+
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    migrator: MigratorConfig = field(default_factory=MigratorConfig)
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    openstack: OpenStackConfig = field(default_factory=OpenStackConfig)
+
+
+def _float(name: str) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{name}: expected a number, got {text!r}") from None
+
+    return convert
+
+
+def _int(name: str) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
+
+    return convert
+
+
+def _bool(name: str) -> Callable[[str], bool]:
+    def convert(text: str) -> bool:
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"{name}: expected true or false, got {text!r}")
+
+    return convert
+
+
+def _duration(name: str) -> Callable[[str], float]:
+    return lambda text: parse_duration(text, name)
+
+
+ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    # REACH's pod-migrator names (config.go)
+    "NAMESPACE": ("kubernetes", "namespace", str),
+    "APP_LABEL": ("kubernetes", "app_label", str),
+    "KUBECONFIG": ("kubernetes", "kubeconfig", str),
+    "POLLING_PERIOD": ("migrator", "polling_period", _duration("POLLING_PERIOD")),
+    "MAX_STEP": ("migrator", "max_step", _int("MAX_STEP")),
+    "QOS_THRESHOLD": ("migrator", "qos_threshold", _float("QOS_THRESHOLD")),
+    "MAX_POD_WAITING_RETRIES": (
+        "migrator", "max_pod_waiting_retries", _int("MAX_POD_WAITING_RETRIES"),
+    ),
+    "ENTRY_SERVICE_URL": ("migrator", "entry_service_url", str),
+    "PROMETHEUS_ADDR": ("prometheus", "url", str),
+    # ours
+    "POLICY_URL": ("migrator", "policy_url", str),
+    "HOOKS_MODE": ("migrator", "mode", RunMode),
+    "HOOKS_OUTPUT": ("migrator", "output", str),
+    "HOOKS_PLAN_FILE": ("migrator", "plan_file", str),
+    "HOOKS_METRICS_PORT": ("migrator", "metrics_port", _int("HOOKS_METRICS_PORT")),
+    "HOOKS_LATENCY_QUERY": ("migrator", "latency_query", str),
+    "HOOKS_READY_TIMEOUT": (
+        "migrator",
+        "ready_timeout",
+        _duration("HOOKS_READY_TIMEOUT"),
+    ),
+    "HOOKS_HANDOVER_TIMEOUT": (
+        "migrator", "handover_timeout", _duration("HOOKS_HANDOVER_TIMEOUT"),
+    ),
+    "HOOKS_MAX_MIGRATIONS": (
+        "migrator", "max_migrations_per_interval", _int("HOOKS_MAX_MIGRATIONS"),
+    ),
+    "HOOKS_REACH_CORDON_MODE": (
+        "migrator", "reach_cordon_mode", _bool("HOOKS_REACH_CORDON_MODE"),
+    ),
+    "HOOKS_STOP_AFTER": ("migrator", "stop_after", _duration("HOOKS_STOP_AFTER")),
+    "HOOKS_NODE_SELECTOR": ("kubernetes", "node_selector", str),
+    "HOOKS_KUBE_CONTEXT": ("kubernetes", "context", str),
+    "HOOKS_RETRY_BASE_DELAY": (
+        "kubernetes", "retry_base_delay", _float("HOOKS_RETRY_BASE_DELAY"),
+    ),
+    "OS_CLOUD": ("openstack", "cloud", str),
+}  # fmt: skip
+"""Environment variable -> (section, field, parser)."""
+
+
+def load_config(
+    environ: Mapping[str, str], conf_dir: Path = CONF_DIR, *extra: Path
+) -> HooksConfig:
+    """Defaults <- ``conf_dir/<section>.yaml`` <- ``extra`` YAML files <- ``environ``.
+
+    Raises:
+        omegaconf.errors.ValidationError: a YAML value of the wrong type (the message
+            names the full key).
+        ValueError: an environment variable that does not parse (names it).
+    """
+    merged = OmegaConf.structured(HooksConfig)
+    for section in SECTIONS:
+        path = conf_dir / f"{section}.yaml"
+        if path.is_file():
+            merged = OmegaConf.merge(merged, {section: OmegaConf.load(path)})
+    for path in extra:
+        merged = OmegaConf.merge(merged, OmegaConf.load(path))
+    cfg = OmegaConf.to_object(merged)
+    assert isinstance(cfg, HooksConfig)
+    for variable, (section, name, parse) in ENV_OVERRIDES.items():
+        if variable in environ:
+            try:
+                value = parse(environ[variable])
+            except ValueError as err:
+                if variable in str(err):
+                    raise
+                raise ValueError(
+                    f"{variable}: expected one of "
+                    f"{', '.join(m.value for m in RunMode)}, got {environ[variable]!r}"
+                ) from None
+            setattr(getattr(cfg, section), name, value)
+    return cfg

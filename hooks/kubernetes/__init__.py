@@ -1,0 +1,1 @@
+"""Kubernetes hooks: cluster state, make-before-break migration, scaling."""

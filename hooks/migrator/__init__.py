@@ -1,0 +1,1 @@
+"""``python -m hooks.migrator``: the Python counterpart of REACH's pod-migrator."""

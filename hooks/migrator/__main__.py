@@ -1,0 +1,144 @@
+"""``python -m hooks.migrator [once|monitor]``: REACH's pod-migrator, safely.
+
+Settings: ``conf/hooks/*.yaml``, then REACH's environment names (``NAMESPACE``,
+``APP_LABEL``, ``POLLING_PERIOD``, ``MAX_STEP``, ``QOS_THRESHOLD``, ``POLICY_URL``,
+``PROMETHEUS_ADDR``, ``KUBECONFIG``, ...). Dry-run unless ``INTEGRATION_MODE=live``
+and credentials exist. Exit codes: 0 done, 1 the episode failed, 2 bad settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hooks.actions import MigratePod
+from hooks.config import HooksConfig, RunMode, load_config
+from hooks.errors import HookError, RetryPolicy
+from hooks.kubernetes.client import KubeApi, find_credentials
+from hooks.kubernetes.migration import PodMigrator, Timeouts
+from hooks.kubernetes.reach_protocol import CordonMigrator
+from hooks.kubernetes.reach_protocol import reconcile as reconcile_cordons
+from hooks.migrator.loop import MigratorLoop
+from hooks.migrator.policy import PolicyClient
+from hooks.migrator.telemetry import Telemetry
+from hooks.migrator.timeseries import TimeSeries
+from hooks.mode import Mode, make_actuator, resolve_mode
+from hooks.prometheus import PrometheusAdapter, entry_service_latency
+
+log = logging.getLogger("hooks.migrator")
+
+
+def check(cfg: HooksConfig) -> None:
+    """Guard rails on the settings themselves.
+
+    Raises:
+        ValueError: naming the setting and what it needs.
+    """
+    if not cfg.kubernetes.namespace:
+        raise ValueError("NAMESPACE: expected the application's namespace, got ''")
+    if not cfg.kubernetes.app_label:
+        raise ValueError(
+            "APP_LABEL: expected a label selector such as 'app=shop', got '' "
+            "(the migrator never acts on a whole namespace)"
+        )
+    if cfg.migrator.max_step < 1:
+        raise ValueError(f"MAX_STEP: expected >= 1, got {cfg.migrator.max_step}")
+    if cfg.migrator.polling_period <= 0:
+        raise ValueError(
+            f"POLLING_PERIOD: expected > 0, got {cfg.migrator.polling_period}"
+        )
+
+
+def latency_source(cfg: HooksConfig) -> Callable[[], float | None]:
+    """Prometheus query, entry-service JSON, or nothing."""
+    if cfg.migrator.latency_query:
+        adapter = PrometheusAdapter.from_config(cfg.prometheus)
+        query = cfg.migrator.latency_query
+        return lambda: adapter.scalar(query)
+    if cfg.migrator.entry_service_url:
+        url = cfg.migrator.entry_service_url
+        return lambda: entry_service_latency(url, cfg.migrator.policy_timeout)
+    return lambda: None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, choose the actuator once, reconcile, run."""
+    parser = argparse.ArgumentParser(prog="python -m hooks.migrator")
+    parser.add_argument("mode", nargs="?", choices=[m.value for m in RunMode])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra YAML overlay (sections kubernetes, migrator, ...)",
+    )
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = load_config(os.environ, *[], *args.config)
+        if args.mode:
+            cfg.migrator.mode = RunMode(args.mode)
+        check(cfg)
+        mode = resolve_mode(
+            os.environ, find_credentials(cfg.kubernetes, os.environ), "kubernetes"
+        )
+        api = KubeApi.from_config(cfg.kubernetes, os.environ)
+    except (ValueError, HookError) as err:
+        log.error("cannot start: %s", err)
+        return 2
+    mig = cfg.migrator
+    migrator = PodMigrator(api, Timeouts(ready=mig.ready_timeout,
+                                         handover=mig.handover_timeout))  # fmt: skip
+    executor: Callable[[MigratePod], Any] = (
+        CordonMigrator(api, mig.ready_timeout) if mig.reach_cordon_mode
+        else migrator.migrate
+    )  # fmt: skip
+    actuator = make_actuator(mode, lambda: {MigratePod: executor}, Path(mig.plan_file))
+    log.info(
+        "MODE %s: %s migrations of %s in namespace %s (%s protocol)",
+        mode.value, mig.mode.value, cfg.kubernetes.app_label,
+        cfg.kubernetes.namespace,
+        "REACH cordon-all" if mig.reach_cordon_mode else "adopt-and-shed",
+    )  # fmt: skip
+    telemetry = Telemetry(mode.value, stale_after=max(60.0, 20 * mig.polling_period))
+    port = telemetry.serve(mig.metrics_host, mig.metrics_port)
+    log.info("metrics on http://%s:%d/metrics", mig.metrics_host, port)
+    policy = PolicyClient(mig.policy_url, mig.policy_timeout,
+                          RetryPolicy(attempts=3, base_delay=0.5))  # fmt: skip
+    loop = MigratorLoop(cfg, api, actuator, policy, latency_source(cfg),
+                        TimeSeries(Path(mig.output)), telemetry)  # fmt: skip
+
+    def stop(signum: int, frame: types.FrameType | None) -> None:
+        log.warning("signal %d: stopping after this step", signum)
+        loop.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        if mode is Mode.LIVE:
+            loop.reconcile(migrator)
+            for note in reconcile_cordons(api, cfg.kubernetes.namespace):
+                log.warning("reconciled: %s", note)
+        if mig.mode is RunMode.once:
+            return loop.run_once()
+        return loop.run_monitor()
+    except HookError as err:
+        log.error("stopped: %s", err)
+        return 1
+    finally:
+        telemetry.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

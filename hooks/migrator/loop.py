@@ -1,0 +1,255 @@
+"""The decision loop: state -> policy -> plan -> actuator -> time series.
+
+``plan`` is pure and the same in both modes. Dry-run applies each planned move to
+a virtual copy of the state, so one ``once`` episode yields the whole plan the
+policy would carry out; live re-reads the cluster after each move.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hooks.actions import MigratePod
+from hooks.config import HooksConfig
+from hooks.errors import HookError
+from hooks.kubernetes.client import KubeApi
+from hooks.kubernetes.migration import GuardRailError, MigrationResult, PodMigrator
+from hooks.kubernetes.state import ClusterView, reach_payload
+from hooks.migrator.policy import Decision, PolicyClient
+from hooks.migrator.telemetry import Telemetry
+from hooks.migrator.timeseries import Row, TimeSeries
+from hooks.mode import Actuator, Mode
+
+log = logging.getLogger(__name__)
+
+
+def plan(view: ClusterView, namespace: str, decision: Decision) -> list[MigratePod]:
+    """The actions for one policy answer (empty for a stop).
+
+    Raises:
+        GuardRailError: the answer names a pod that is not in the state.
+    """
+    if decision.is_stop:
+        return []
+    pod = view.pod(namespace, decision.pod_name)
+    if pod is None:
+        raise GuardRailError(
+            f"Pod {namespace}/{decision.pod_name}",
+            "the policy named a pod that is not in the state it was sent",
+        )
+    return [MigratePod(namespace, pod.name, decision.target_node, pod.node)]
+
+
+class RateLimit:
+    """At most ``limit`` events per ``interval`` seconds (0 = unlimited)."""
+
+    def __init__(
+        self, limit: int, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit, self.interval, self.clock = limit, interval, clock
+        self.times: collections.deque[float] = collections.deque()
+
+    def wait_time(self) -> float:
+        """Seconds until one more event is allowed."""
+        now = self.clock()
+        while self.times and now - self.times[0] >= self.interval:
+            self.times.popleft()
+        if self.limit <= 0 or len(self.times) < self.limit:
+            return 0.0
+        return self.interval - (now - self.times[0])
+
+    def record(self) -> None:
+        """One event happened now."""
+        self.times.append(self.clock())
+
+
+@dataclass
+class StepResult:
+    """What one step did."""
+
+    stop: bool
+    moved: bool
+
+
+class MigratorLoop:
+    """REACH's pod-migrator modes over the hooks' parts."""
+
+    def __init__(
+        self,
+        cfg: HooksConfig,
+        api: KubeApi,
+        actuator: Actuator,
+        policy: PolicyClient,
+        measure: Callable[[], float | None],
+        series: TimeSeries,
+        telemetry: Telemetry,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = cfg
+        self.api = api
+        self.actuator = actuator
+        self.policy = policy
+        self.measure = measure
+        self.series = series
+        self.telemetry = telemetry
+        self.sleep = sleep
+        self.rate = RateLimit(
+            cfg.migrator.max_migrations_per_interval, cfg.migrator.rate_interval
+        )
+        self.virtual: ClusterView | None = None
+        self.stopping = False
+
+    @property
+    def mode(self) -> str:
+        """``dry-run`` or ``live``."""
+        return self.actuator.mode.value
+
+    # ------------------------------------------------------------ parts
+    def reconcile(self, migrator: PodMigrator) -> None:
+        """Finish or undo what a crashed run left (live only)."""
+        for result in migrator.reconcile(self.cfg.kubernetes.namespace):
+            self.series.record(
+                Row("reconciled", target_pod=result.source, new_pod=result.replacement,
+                    target_node=result.node, migration_id=result.migration_id,
+                    outcome=result.outcome, mode=self.mode)
+            )  # fmt: skip
+
+    def wait_all_ready(self) -> bool:
+        """Every app pod Running and Ready (REACH's ``waitForPodReady``)."""
+        k8s, mig = self.cfg.kubernetes, self.cfg.migrator
+        for _ in range(max(1, mig.max_pod_waiting_retries)):
+            view = ClusterView.read(self.api)
+            pods = view.app_pods(k8s.namespace, k8s.app_label)
+            if pods and all(p.ready for p in pods):
+                return True
+            self.sleep(mig.polling_period)
+        return False
+
+    def state(self) -> ClusterView:
+        """The live cluster, or (dry-run, after a planned move) the virtual one."""
+        if self.virtual is not None:
+            return self.virtual
+        return ClusterView.read(self.api)
+
+    def latency(self) -> float | None:
+        """The application latency in ms, if a source is configured."""
+        try:
+            value = self.measure()
+        except HookError as err:
+            log.warning("latency not measured: %s", err)
+            return None
+        if value is not None:
+            self.telemetry.latency.set(value)
+        return value
+
+    # ------------------------------------------------------------ one step
+    def step(self, latency: float | None) -> StepResult:
+        """Ask the policy once and carry out its answer."""
+        k8s = self.cfg.kubernetes
+        started = time.monotonic()
+        view = self.state()
+        payload = reach_payload(view, k8s.namespace, k8s.app_label, k8s.node_selector)
+        try:
+            decision = self.policy.get_action(payload)
+        except HookError as err:
+            self.telemetry.decisions.labels(outcome="error").inc()
+            self.series.record(Row("error", latency, outcome=str(err), mode=self.mode))
+            raise
+        outcome = "stop" if decision.is_stop else "move"
+        self.telemetry.decisions.labels(outcome=outcome).inc()
+        extra = {"payload": payload, "decision": decision.__dict__}
+        if decision.is_stop:
+            self.series.record(Row("stop", latency, mode=self.mode), extra)
+            return StepResult(stop=True, moved=False)
+        actions = plan(view, k8s.namespace, decision)
+        wait = self.rate.wait_time()
+        if wait > 0:
+            log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
+                        self.rate.limit, self.rate.interval, wait)  # fmt: skip
+            self.sleep(wait)
+        moved = False
+        for action in actions:
+            row = {
+                "current_node": action.current_node,
+                "target_node": action.target_node,
+                "target_pod": action.pod,
+                "mode": self.mode,
+            }
+            try:
+                result = self.actuator.apply(action)
+            except GuardRailError as err:
+                self.telemetry.migrations.labels(outcome="refused").inc()
+                self.series.record(
+                    Row("refused", latency, outcome=err.reason, **row), extra
+                )
+                log.warning("%s", err)
+                continue
+            except HookError as err:
+                self.telemetry.migrations.labels(outcome="failed").inc()
+                self.series.record(
+                    Row("error", latency, outcome=str(err), **row), extra
+                )
+                raise
+            self.rate.record()
+            moved = True
+            if isinstance(result, MigrationResult):
+                new_pod, mid, out = (
+                    result.replacement,
+                    result.migration_id,
+                    result.outcome,
+                )
+            else:  # dry-run: the virtual cluster moves instead
+                self.virtual = view.with_move(action.namespace, action.pod,
+                                              action.target_node)  # fmt: skip
+                new_pod, mid, out = action.pod, "", "planned"
+            self.telemetry.migrations.labels(outcome=out).inc()
+            self.series.record(
+                Row("rescheduling", latency, new_pod=new_pod, migration_id=mid,
+                    outcome=out, **row), extra,
+            )  # fmt: skip
+        self.telemetry.step_seconds.observe(time.monotonic() - started)
+        return StepResult(stop=False, moved=moved)
+
+    # ------------------------------------------------------------ modes
+    def run_once(self) -> int:
+        """One episode: until the policy stops or ``MAX_STEP`` moves."""
+        mig = self.cfg.migrator
+        self.series.record(Row("experiment_start", mode=self.mode))
+        moves = 0
+        for _ in range(mig.max_step):
+            if self.stopping:
+                break
+            if self.actuator.mode is Mode.LIVE and not self.wait_all_ready():
+                self.series.record(
+                    Row("error", outcome="pods not Ready", mode=self.mode)
+                )
+                return 1
+            result = self.step(self.latency())
+            self.telemetry.beat()
+            moves += result.moved
+            if result.stop:
+                break
+        self.series.record(Row("latency", self.latency(), mode=self.mode))
+        log.info("episode done: %d move(s)", moves)
+        return 0
+
+    def run_monitor(self) -> int:
+        """Poll the latency; act once whenever it is above ``QOS_THRESHOLD``."""
+        mig = self.cfg.migrator
+        deadline = time.monotonic() + mig.stop_after if mig.stop_after else None
+        while not self.stopping and (deadline is None or time.monotonic() < deadline):
+            latency = self.latency()
+            self.series.record(Row("latency", latency, mode=self.mode))
+            if latency is not None and latency > mig.qos_threshold:
+                if self.actuator.mode is not Mode.LIVE or self.wait_all_ready():
+                    try:
+                        self.step(latency)
+                    except HookError as err:
+                        log.error("step failed: %s", err)
+            self.telemetry.beat()
+            self.sleep(mig.polling_period)
+        return 0

@@ -1,0 +1,191 @@
+"""Prometheus adapters (``prometheus-api-client``): node availability and traffic.
+
+Every query is an instant query built here from :class:`~hooks.config.PrometheusConfig`
+and listed in ``docs/hooks.md``; results are keyed by node name (node-exporter's
+``instance`` is mapped through ``node_uname_info``, by stripping the port, or taken
+as is) or by service. Recording rules with the same expressions ship in
+``conf/hooks/recording_rules.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.request
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from hooks.config import InstanceMap, NodeForm, PrometheusConfig
+from hooks.errors import HookError, classify
+
+GIB = 1024**3
+
+
+def _ksm_requests(resource: str, unit: str) -> str:
+    return (
+        f'sum by (node) (kube_pod_container_resource_requests{{resource="{resource}",'
+        f'unit="{unit}"}} * on (namespace, pod) group_left () '
+        "max by (namespace, pod) "
+        f'(kube_pod_status_phase{{phase=~"Pending|Running"}} == 1))'
+    )
+
+
+def queries(cfg: PrometheusConfig) -> dict[str, str]:
+    """Every PromQL expression the adapters send, by name."""
+    w, svc, node = cfg.window, cfg.service_label, cfg.node_label
+    lat = cfg.latency_metric
+    return {
+        "cpu_free_node_exporter": (
+            f'sum by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{w}]))'
+        ),
+        "memory_free_node_exporter": "node_memory_MemAvailable_bytes",
+        "instance_names": "node_uname_info",
+        "cpu_free_kube_state_metrics": (
+            "sum by (node) "
+            '(kube_node_status_allocatable{resource="cpu",unit="core"}) - '
+            + _ksm_requests("cpu", "core")
+        ),
+        "memory_free_kube_state_metrics": (
+            'sum by (node) (kube_node_status_allocatable{resource="memory",'
+            'unit="byte"}) - ' + _ksm_requests("memory", "byte")
+        ),
+        "request_rate": f"sum by ({svc}) (rate({cfg.request_metric}[{w}]))",
+        "latency_quantile": (
+            f"histogram_quantile({{q}}, sum by (le, {svc}) (rate({lat}_bucket[{w}])))"
+        ),
+        "latency_mean_by_node": (
+            f"sum by ({svc}, {node}) (rate({lat}_sum[{w}])) / "
+            f"sum by ({svc}, {node}) (rate({lat}_count[{w}]))"
+        ),
+    }
+
+
+def entry_service_latency(url: str, timeout: float) -> float | None:
+    """REACH's ``ENTRY_SERVICE_URL``: ``{"service_calling_latency": ms}``."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = json.loads(response.read())
+    except (OSError, ValueError) as err:
+        raise classify(f"entry service {url}", None, str(err)) from err
+    value = data.get("service_calling_latency") if isinstance(data, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+class PrometheusAdapter:
+    """Reads the numbers the hooks need.
+
+    Args:
+        client: a ``PrometheusConnect`` (tests pass ``Retry(total=0)``).
+        cfg: forms, windows and metric names.
+    """
+
+    def __init__(self, client: PrometheusConnect, cfg: PrometheusConfig) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.q = queries(cfg)
+
+    @classmethod
+    def from_config(cls, cfg: PrometheusConfig, retries: int = 2) -> PrometheusAdapter:
+        """A client for ``cfg.url`` with bounded retries and the timeout."""
+        retry = Retry(total=retries, backoff_factor=0.5,
+                      status_forcelist=[408, 429, 500, 502, 503, 504])  # fmt: skip
+        client = PrometheusConnect(
+            url=cfg.url, disable_ssl=True, retry=retry, timeout=int(cfg.timeout)
+        )
+        return cls(client, cfg)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant vector as ``[{metric, value: [ts, "str"]}]``."""
+        try:
+            result: list[dict[str, Any]] = self.client.custom_query(promql)
+        except PrometheusApiClientException as err:
+            raise classify(f"query {promql}", None, str(err)) from err
+        except OSError as err:
+            raise classify(f"Prometheus {self.cfg.url}", None, str(err)) from err
+        return result
+
+    def by_label(self, promql: str, label: str) -> dict[str, float]:
+        """``{labels[label]: value}`` (NaN dropped)."""
+        out = {}
+        for sample in self.query(promql):
+            value = float(sample["value"][1])
+            if label in sample["metric"] and not math.isnan(value):
+                out[sample["metric"][label]] = value
+        return out
+
+    def scalar(self, promql: str) -> float | None:
+        """The single value of a one-sample result (None if empty)."""
+        result = self.query(promql)
+        if not result:
+            return None
+        if len(result) > 1:
+            raise HookError(f"query {promql}", 200,
+                            f"expected one sample, got {len(result)}")  # fmt: skip
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) else value
+
+    def instance_names(self) -> dict[str, str]:
+        """node-exporter ``instance`` -> node name, as configured."""
+        if self.cfg.instance_map is InstanceMap.uname:
+            return {
+                s["metric"]["instance"]: s["metric"]["nodename"]
+                for s in self.query(self.q["instance_names"])
+                if "instance" in s["metric"] and "nodename" in s["metric"]
+            }
+        return {}
+
+    def _node_name(self, instance: str, names: Mapping[str, str]) -> str:
+        if self.cfg.instance_map is InstanceMap.uname:
+            return names.get(instance, instance)
+        if self.cfg.instance_map is InstanceMap.strip_port:
+            return instance.rsplit(":", 1)[0]
+        return instance
+
+    def node_availability(self) -> dict[str, tuple[float, float]]:
+        """Node name -> (free cores, free GiB) in the configured form."""
+        if self.cfg.node_form is NodeForm.kube_state_metrics:
+            cpu = self.by_label(self.q["cpu_free_kube_state_metrics"], "node")
+            mem = self.by_label(self.q["memory_free_kube_state_metrics"], "node")
+        else:
+            names = self.instance_names()
+            raw_cpu = self.by_label(self.q["cpu_free_node_exporter"], "instance")
+            raw_mem = self.by_label(self.q["memory_free_node_exporter"], "instance")
+            cpu = {self._node_name(i, names): v for i, v in raw_cpu.items()}
+            mem = {self._node_name(i, names): v for i, v in raw_mem.items()}
+        missing = sorted(set(cpu) ^ set(mem))
+        if missing:
+            raise HookError(
+                "node availability", 200,
+                f"expected CPU and memory samples for every node, missing one of "
+                f"them for {', '.join(missing)}",
+            )  # fmt: skip
+        return {n: (cpu[n], mem[n] / GIB) for n in sorted(cpu)}
+
+    def request_rates(self) -> dict[str, float]:
+        """Requests per second by service."""
+        return self.by_label(self.q["request_rate"], self.cfg.service_label)
+
+    def latency_quantile(self, q: float) -> dict[str, float]:
+        """The ``q`` latency quantile (seconds) by service, ``histogram_quantile``."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q: expected a quantile in [0, 1], got {q}")
+        promql = self.q["latency_quantile"].replace("{q}", repr(q))
+        return self.by_label(promql, self.cfg.service_label)
+
+    def mean_latency_by_node(self) -> dict[str, dict[str, float]]:
+        """Service -> node -> mean latency in seconds (``rate(_sum)/rate(_count)``)."""
+        out: dict[str, dict[str, float]] = defaultdict(dict)
+        for sample in self.query(self.q["latency_mean_by_node"]):
+            value = float(sample["value"][1])
+            labels = sample["metric"]
+            if math.isnan(value) or self.cfg.service_label not in labels:
+                continue
+            out[labels[self.cfg.service_label]][labels.get(self.cfg.node_label, "")] = (
+                value
+            )
+        return dict(out)
