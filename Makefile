@@ -10,8 +10,10 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test test-fast lint format bench clean
 
+# System packages the tests run for real (Prometheus, docker-compose) come from apt.
 # torch comes first, from its CPU wheel: anything that pulls torch later must find it.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/setup/system_deps.sh
+	bash scripts/setup/system_deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.13.0
