@@ -8,12 +8,10 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install system-deps demo test test-fast lint format bench clean
 
-# System packages the tests run for real (Prometheus, docker-compose) come from apt.
 # torch comes first, from its CPU wheel: anything that pulls torch later must find it.
-$(STAMP): pyproject.toml scripts/setup/system_deps.sh
-	bash scripts/setup/system_deps.sh
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.13.0
@@ -21,6 +19,10 @@ $(STAMP): pyproject.toml scripts/setup/system_deps.sh
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# System packages the tests run for real (Prometheus, docker-compose), from apt.
+system-deps:
+	bash scripts/setup/system_deps.sh
 
 demo: $(STAMP)
 	$(BIN)/python -m scripts.demo
@@ -36,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 # Fast suite first (< 15 min), then the slow one (learning, end-to-end processes).
-test: lint
+test: lint system-deps
 	$(BIN)/python -m pytest -m "not slow" -q
 	$(BIN)/python -m pytest -m "slow" -q
 
