@@ -54,10 +54,10 @@ def parse_args(argv: list[str] | None = None) -> ServeSettings:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --stochastic")
     parser.add_argument(
-        "--allow-empty-deployable",
+        "--strict-deployable",
         action="store_true",
-        help="a pod with an empty pod_deployable list stays (REACH spec 6.4) "
-        "instead of a 422",
+        help="refuse a pod whose pod_deployable list is empty with a 422 (default: "
+        "that pod stays where it is, as REACH's pod-migrator expects)",
     )
     parser.add_argument(
         "--wait-for-checkpoint",
@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> ServeSettings:
             reload_interval_s=args.reload_interval,
             deterministic=not args.stochastic,
             seed=args.seed,
-            allow_empty_deployable=args.allow_empty_deployable,
+            strict_deployable=args.strict_deployable,
             wait_for_checkpoint=args.wait_for_checkpoint,
         )
     except ValueError as err:

@@ -99,19 +99,20 @@ class RescheduleDecider:
     Args:
         cfg: the checkpoint's run config (``env == "reschedule"``).
         network: the policy.
-        allow_empty_deployable: treat a pod with an empty ``pod_deployable`` list as
-            not movable (REACH spec §6.4) instead of refusing it with a 422.
+        strict_deployable: refuse a pod with an empty ``pod_deployable`` list with a
+            422; by default such a pod cannot move (REACH spec §6.4), and when no
+            pod can move the answer is a stop.
     """
 
     kind = "reschedule"
     endpoints = frozenset({GET_ACTION})
 
     def __init__(
-        self, cfg: RunConfig, network: PolicyNetwork, allow_empty_deployable: bool
+        self, cfg: RunConfig, network: PolicyNetwork, strict_deployable: bool = False
     ) -> None:
         self.env = ReachRescheduleEnv(config=cfg.reschedule)
         self.network = network
-        self.allow_empty_deployable = allow_empty_deployable
+        self.strict_deployable = strict_deployable
         self._clip = not self.env.settings.reach_exact_bounds
         n_actions = int(self.env.core.single_action_space.n)
         check_spaces(network, self.env.observation_space, n_actions)
@@ -135,15 +136,15 @@ class RescheduleDecider:
 
     def _check_deployable(self, body: Mapping[str, Any]) -> None:
         lists = body.get("pod_deployable")
-        if self.allow_empty_deployable or not isinstance(lists, Mapping):
+        if not self.strict_deployable or not isinstance(lists, Mapping):
             return
         for pod, nodes in lists.items():
             if isinstance(nodes, list) and not nodes:
                 raise ServingError(
                     422,
                     f"pod_deployable.{pod}",
-                    "at least one node name (leave out a pod that may not move, or "
-                    "start the server with --allow-empty-deployable)",
+                    "at least one node name (--strict-deployable is on: leave out a "
+                    "pod that may not move)",
                     nodes,
                 )
 

@@ -119,7 +119,7 @@ def load_policy(
     decider: Decider
     try:
         if cfg.env == "reschedule":
-            decider = RescheduleDecider(cfg, network, settings.allow_empty_deployable)
+            decider = RescheduleDecider(cfg, network, settings.strict_deployable)
         elif cfg.env == "two_tier":
             decider = TwoTierDecider(cfg, network, settings.max_batch)
         else:

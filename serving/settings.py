@@ -40,8 +40,10 @@ class ServeSettings:
         deterministic: take the most probable allowed action (the default); False
             samples from the masked distribution.
         seed: seeds sampling when ``deterministic`` is False.
-        allow_empty_deployable: accept a pod whose ``pod_deployable`` list is empty
-            (that pod simply stays, as REACH's spec §6.4 reads) instead of a 422.
+        strict_deployable: refuse a pod whose ``pod_deployable`` list is empty with
+            a 422. Off by default: REACH's pod-migrator builds the lists from a
+            resource-fit check, so in a full cluster a list is empty and that pod
+            simply cannot move (REACH spec §6.4); a 422 would stall its loop.
         wait_for_checkpoint: start without a loadable checkpoint and load it once it
             appears (``/readyz`` answers 503 until then) instead of exiting.
     """
@@ -55,7 +57,7 @@ class ServeSettings:
     reload_interval_s: float = 1.0
     deterministic: bool = True
     seed: int = 0
-    allow_empty_deployable: bool = False
+    strict_deployable: bool = False
     wait_for_checkpoint: bool = False
 
     def __post_init__(self) -> None:

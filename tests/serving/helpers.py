@@ -141,8 +141,8 @@ def reach_body(env: Any, seed: int, rng: np.random.Generator) -> dict[str, Any]:
     """The pod-migrator payload of a cluster sampled by ``env.reset(seed=seed)``.
 
     ``pod_deployable`` lists a random subset of the non-client nodes for each pod
-    (sometimes its own node too, sometimes nothing but it), like Kubernetes' fit
-    check on a busy cluster.
+    (sometimes its own node too, sometimes nothing but it, sometimes nothing at
+    all), like REACH's resource-fit check on a busy cluster.
     """
     env.reset(seed=seed)
     core = env.core
@@ -161,7 +161,7 @@ def reach_body(env: Any, seed: int, rng: np.random.Generator) -> dict[str, Any]:
             services[service.name] = {"service_name": service.name, "pods": listed}
     targets = [n for n in names if "client" not in n]
     deployable = {
-        p["pod_name"]: [str(n) for n in rng.choice(targets, rng.integers(1, 4))]
+        p["pod_name"]: [str(n) for n in rng.choice(targets, rng.integers(0, 4))]
         for s in services.values()
         for p in s["pods"]
     }

@@ -150,13 +150,6 @@ GATEWAY = ["cluster_state", "services", "gateway", "pods", 0]
             422,
             "pod_deployable.gateway-1[0]: expected a node of the trained cluster",
         ),
-        (
-            _set(["pod_deployable", "gateway-1"], []),
-            422,
-            "pod_deployable.gateway-1: expected at least one node name (leave out a "
-            "pod that may not move, or start the server with "
-            "--allow-empty-deployable), got []",
-        ),
     ],
     ids=[
         "missing-cluster-state",
@@ -172,7 +165,6 @@ GATEWAY = ["cluster_state", "services", "gateway", "pods", 0]
         "pod-on-unknown-node",
         "unknown-pod",
         "deployable-unknown-node",
-        "empty-deployable-list",
     ],
 )
 def test_get_action_refuses_bad_bodies_naming_the_field(

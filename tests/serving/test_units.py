@@ -149,3 +149,28 @@ def test_api_key_and_body_limit(checkpoints: dict[str, Path]) -> None:
             )
 
     asyncio.run(check())
+
+
+def test_strict_deployable_refuses_an_empty_list(checkpoints: dict[str, Path]) -> None:
+    """``--strict-deployable`` restores the 422; the default lets the pod stay."""
+    from envs.reach.env import ReachRescheduleEnv
+    from serving.deciders import RescheduleDecider
+    from serving.errors import ServingError
+    from tests.serving.helpers import reach_body
+
+    path = checkpoints["reschedule"]
+    cfg = run_config_from_metadata(load_metadata(path))
+    network = PolicyNetwork(load_checkpoint(path), deterministic=True, seed=0)
+    body = reach_body(
+        ReachRescheduleEnv(config=cfg.reschedule), 0, np.random.default_rng(0)
+    )
+    pod = next(iter(body["pod_deployable"]))
+    body["pod_deployable"] = {pod: []}
+    lenient = RescheduleDecider(cfg, network).decide(body)
+    assert lenient.decision.is_stop
+    with pytest.raises(ServingError) as refused:
+        RescheduleDecider(cfg, network, strict_deployable=True).decide(body)
+    assert refused.value.status == 422
+    assert str(refused.value).startswith(
+        f"pod_deployable.{pod}: expected at least one node name"
+    )
