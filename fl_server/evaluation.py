@@ -5,7 +5,9 @@ same hyperparameters). Weights received from the federation are loaded into it
 strictly to evaluate them on each region's held-out seeds (``train.eval_seeds``, the
 same episodes the single-agent ``scripts.train`` reports) and to write checkpoints
 that ``MaskablePPO.load`` opens. Baselines run on the same episodes; being fixed
-heuristics, they are evaluated once per run folder.
+heuristics, they are evaluated once per run folder. Results stay per evaluation seed
+(the session writes one row each): averaging seeds here would turn p95/p99 into means
+of per-seed percentiles and hide the spread.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
 from policies.checkpoint import load_checkpoint, save_checkpoint
+from policies.evaluation import SeedEvaluation
 from policies.factory import build_model
 from policies.params import Weights, get_weights, set_weights
-from policies.runs import SCORE, baseline_names, evaluate, make_training_env
+from policies.runs import SCORE, baseline_names, evaluate_detailed, make_training_env
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,11 @@ class ServerEvaluator:
         """The template's freshly initialised policy (seeded by ``cfg.seed``)."""
         return get_weights(self.model.policy)
 
-    def evaluate(self, weights: Weights, region: str) -> dict[str, float]:
-        """Mean metrics of ``weights`` on ``region``'s held-out seeds."""
+    def evaluate(self, weights: Weights, region: str) -> list[SeedEvaluation]:
+        """``weights`` on each of ``region``'s held-out seeds."""
         set_weights(self.model.policy, weights)
-        return mean_metrics(
-            evaluate(self.model, self.cfg, region, list(self.cfg.train.eval_seeds))
+        return evaluate_detailed(
+            self.model, self.cfg, region, list(self.cfg.train.eval_seeds)
         )
 
     def baseline_names(self) -> list[str]:
@@ -67,10 +70,10 @@ class ServerEvaluator:
         names = self.cfg.train.baselines
         return list(names) if names is not None else list(baseline_names(self.cfg))
 
-    def evaluate_baseline(self, name: str, region: str) -> dict[str, float]:
-        """Mean metrics of baseline ``name`` on ``region``'s held-out seeds."""
-        return mean_metrics(
-            evaluate(name, self.cfg, region, list(self.cfg.train.eval_seeds))
+    def evaluate_baseline(self, name: str, region: str) -> list[SeedEvaluation]:
+        """Baseline ``name`` on each of ``region``'s held-out seeds."""
+        return evaluate_detailed(
+            name, self.cfg, region, list(self.cfg.train.eval_seeds)
         )
 
     def save(self, weights: Weights, path: Path, metadata: dict[str, Any]) -> Path:

@@ -2,15 +2,24 @@
 
 Everything the server writes lives in the run folder (``federation.output_dir``):
 
-* ``metrics.jsonl`` / ``metrics.csv``: tidy rows (round, phase, policy, region, ...)
-  for client training, client and server evaluation, baselines, round timing and
-  regions that dropped out; rewritten whole and atomically after every round;
+* ``metrics.jsonl``: every row (round, phase, policy, region, ...) for client
+  training, client and server evaluation, baselines, round timing and regions that
+  dropped out; rewritten whole and atomically after every round (resume reads it);
+* ``metrics.csv``: the same rows without wall-clock timings and node ids, one
+  server-side evaluation row per evaluation seed, each with ``train_seed`` (the run's
+  ``seed``), ``eval_seed`` and ``env_steps`` (all regions' steps so far): the same
+  config and seed give the same bytes (:mod:`policies.records`);
+* ``timing.csv``: round and local-training wall times, per node;
+* ``latency_quantiles.csv`` (two-tier) / ``episodes.csv`` (rescheduling): latency
+  sketches per evaluation seed and request type, or one row per episode, of the
+  baselines (round 0) and of the learned policy at its latest evaluation;
 * ``global_policy.zip`` (+ ``.json``) and ``best_policy.zip``: MaskablePPO
   checkpoints; the local-only comparison writes ``policy_<region>.zip`` instead;
-* ``state.json``: the commit point, written last: the last complete round and the
-  config it belongs to. A server restarted on the folder resumes after that round
-  (Flower has no resume of its own: the strategy always counts from round 1 and
-  starts from ``initial_arrays``, so the session supplies both).
+* ``state.json``: the commit point, written last: the last complete round, whether
+  the run is complete, and the config it belongs to. A server restarted on the
+  folder resumes after that round (Flower has no resume of its own: the strategy
+  always counts from round 1 and starts from ``initial_arrays``, so the session
+  supplies both).
 """
 
 from __future__ import annotations
@@ -40,12 +49,24 @@ from conf.schema import RunConfig, StrategyName
 from fl_server.config import FlatConfig, digest, fingerprint, regions_of
 from fl_server.evaluation import ServerEvaluator
 from fl_server.grid import PollingGrid
-from policies.evaluation import atomic_write_text, write_results
+from policies.evaluation import SeedEvaluation, atomic_write_text
 from policies.params import Weights
+from policies.records import (
+    IDENTITY,
+    episode_rows,
+    read_rows,
+    seed_rows,
+    sketch_rows,
+    write_tidy_csv,
+)
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+SKETCH_FILE = "latency_quantiles.csv"
+EPISODE_FILE = "episodes.csv"
+TIMING_COLUMNS = ("node", "run_id", "train/seconds", "train/fps", "fed/round_s",
+                  "fed/train_s")  # fmt: skip
 GLOBAL_CHECKPOINT = "global_policy.zip"
 BEST_CHECKPOINT = "best_policy.zip"
 
@@ -164,6 +185,8 @@ class FederationSession:
         self.directory = RegionDirectory(self.regions)
         self.evaluator = ServerEvaluator(cfg, self.regions)
         self.rows: list[dict[str, Any]] = []
+        self.sketches: list[dict[str, Any]] = []
+        self.episodes: list[dict[str, Any]] = []
         self.clock = RoundClock()
         self.sent: dict[int, set[int]] = {}
         self.best: float | None = None
@@ -211,6 +234,12 @@ class FederationSession:
                 json.loads(line) for line in metrics.read_text().splitlines() if line
             ]
             self.rows = [r for r in rows if int(r["round"]) <= done]
+        self.sketches = [
+            r for r in read_rows(self.out / SKETCH_FILE) if int(r["round"]) <= done
+        ]
+        self.episodes = [
+            r for r in read_rows(self.out / EPISODE_FILE) if int(r["round"]) <= done
+        ]
         log.info("resuming %s after round %d of %d", self.out, done, self.rounds)
 
     @property
@@ -246,8 +275,12 @@ class FederationSession:
             return None
         return weights_to_arrays(self.local_weights[region])
 
-    def train_replies(self, server_round: int, replies: list[Message]) -> None:
-        """Record each region's training metrics; name the regions that dropped."""
+    def train_replies(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """Record each region's training metrics; name the regions that dropped.
+
+        Returns the replies in region order: a weighted mean is a float sum, whose
+        last bits depend on the order of its terms, and replies arrive in any order.
+        """
         answered: set[int] = set()
         slowest = 0.0
         for reply in replies:
@@ -263,7 +296,8 @@ class FederationSession:
             slowest = max(slowest, _number(metrics.get("train/seconds", 0.0)))
             self.rows.append(
                 {"round": server_round, "phase": "train", "policy": "local-update",
-                 "region": region or "all", "node": node, **metrics}
+                 "region": region or "all", "train_seed": self.cfg.seed, "node": node,
+                 **metrics}
             )  # fmt: skip
             if self.local_only and region is not None:
                 self.local_weights[region] = arrays_to_weights(
@@ -275,6 +309,15 @@ class FederationSession:
             )
         self.clock.train_s[server_round] = slowest
         self._enough(server_round, replies)
+        return sorted(replies, key=self._reply_order)
+
+    def _reply_order(self, reply: Message) -> tuple[int, int]:
+        node = self.directory.sender(reply)
+        region = self.directory.by_node.get(node)
+        index = (
+            self.regions.index(region) if region in self.regions else len(self.regions)
+        )
+        return index, node
 
     def _enough(self, server_round: int, replies: list[Message]) -> None:
         """Stop the run when too few regions trained: aggregating nothing is no round.
@@ -313,7 +356,8 @@ class FederationSession:
             policy = "local" if self.local_only else "global"
             self.rows.append(
                 {"round": server_round, "phase": "client-eval", "policy": policy,
-                 "region": region or f"node {node}", "node": node, **metrics}
+                 "region": region or f"node {node}", "train_seed": self.cfg.seed,
+                 "node": node, **metrics}
             )  # fmt: skip
 
     def _dropped(
@@ -325,8 +369,8 @@ class FederationSession:
         )
         self.rows.append(
             {"round": server_round, "phase": "dropped", "policy": phase,
-             "region": self.directory.by_node.get(node, "unknown"), "node": node,
-             "reason": reason}
+             "region": self.directory.by_node.get(node, "unknown"),
+             "train_seed": self.cfg.seed, "node": node, "reason": reason}
         )  # fmt: skip
 
     # ------------------------------------------------------------ end of round
@@ -364,11 +408,8 @@ class FederationSession:
             return None
         for name in self.evaluator.baseline_names():
             for region in self.regions:
-                metrics = self.evaluator.evaluate_baseline(name, region)
-                self.rows.append(
-                    {"round": 0, "phase": "server-eval", "policy": name,
-                     "region": region, **metrics}
-                )  # fmt: skip
+                results = self.evaluator.evaluate_baseline(name, region)
+                self._record(0, name, region, results)
         summary = self._evaluate(0)
         self._flush()
         return MetricRecord({k: v for k, v in summary.items() if math.isfinite(v)})
@@ -377,19 +418,37 @@ class FederationSession:
         """The policy each region would deploy, on each region's held-out seeds."""
         score = self.evaluator.score
         summary: dict[str, float] = {}
+        policy = "local" if self.local_only else "global"
+        # the learned policy's sketches and episodes: only its latest evaluation
+        self.sketches = [r for r in self.sketches if r["policy"] != policy]
+        self.episodes = [r for r in self.episodes if r["policy"] != policy]
         for region in self.regions:
             local = self.local_weights.get(region) if self.local_only else None
             weights = local if local is not None else self.weights
-            policy = "local" if self.local_only else "global"
-            metrics = self.evaluator.evaluate(weights, region)
-            self.rows.append(
-                {"round": server_round, "phase": "server-eval", "policy": policy,
-                 "region": region, **metrics}
-            )  # fmt: skip
-            summary[f"eval/{region}/{score}"] = metrics.get(score, math.nan)
+            results = self.evaluator.evaluate(weights, region)
+            self._record(server_round, policy, region, results)
+            values = [r.metrics.get(score, math.nan) for r in results]
+            summary[f"eval/{region}/{score}"] = (
+                float(np.mean(values)) if values else math.nan
+            )
         values = [v for v in summary.values() if math.isfinite(v)]
         summary[f"eval/{score}"] = float(np.mean(values)) if values else math.nan
         return summary
+
+    def _record(
+        self, server_round: int, policy: str, region: str, results: list[SeedEvaluation]
+    ) -> None:
+        """One server-eval row per evaluation seed, and its sketches or episodes."""
+        identity = {
+            "round": server_round,
+            "phase": "server-eval",
+            "policy": policy,
+            "region": region,
+            "train_seed": self.cfg.seed,
+        }
+        self.rows.extend(seed_rows(results, **identity))
+        self.sketches.extend(sketch_rows(results, **identity))
+        self.episodes.extend(episode_rows(results, **identity))
 
     def _metadata(self, server_round: int, summary: dict[str, float]) -> dict[str, Any]:
         return {
@@ -415,17 +474,51 @@ class FederationSession:
             self.best = score
             self.evaluator.save(self.weights, self.out / BEST_CHECKPOINT, meta)
 
+    def _env_steps(self) -> dict[int, int]:
+        """Env steps trained by every region together up to each round (inclusive)."""
+        per_round: dict[int, int] = {}
+        for row in self.rows:
+            if row["phase"] == "train" and row.get("num-examples") is not None:
+                r = int(row["round"])
+                per_round[r] = per_round.get(r, 0) + int(row["num-examples"])
+        rounds = {int(row["round"]) for row in self.rows}
+        total, out = 0, {}
+        for r in sorted(rounds | set(per_round)):
+            total += per_round.get(r, 0)
+            out[r] = total
+        return out
+
     def _flush(self) -> None:
+        steps = self._env_steps()
+        for table in (self.rows, self.sketches, self.episodes):
+            for row in table:
+                row["env_steps"] = steps.get(int(row["round"]), 0)
         rows = [{k: _clean(v) for k, v in row.items()} for row in self.rows]
         atomic_write_text(
             self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
         )
-        write_results(self.out / "metrics.csv", rows)
+        write_tidy_csv(
+            self.out / "metrics.csv", [r for r in rows if r["phase"] != "round"]
+        )
+        timing = [
+            {k: row.get(k) for k in ("round", "phase", "region", *TIMING_COLUMNS)}
+            for row in rows
+            if row["phase"] in ("round", "train")
+        ]
+        write_tidy_csv(self.out / "timing.csv", timing, drop=())
+        if self.sketches:
+            first = (*IDENTITY, "request_type", "slo_ms")
+            write_tidy_csv(self.out / SKETCH_FILE, self.sketches, first)
+        if self.episodes:
+            write_tidy_csv(
+                self.out / EPISODE_FILE, self.episodes, (*IDENTITY, "episode")
+            )
 
     def _commit(self, server_round: int) -> None:
         state = {
             "last_round": server_round,
             "rounds": self.rounds,
+            "complete": server_round >= self.rounds,
             "run_id": self.run_id,
             "best": self.best,
             "fingerprint": fingerprint(self.flat),

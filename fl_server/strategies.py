@@ -68,7 +68,9 @@ class Observed:
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Record the replies (before robust aggregators consume their arrays)."""
         replies = list(replies)
-        self.session.train_replies(self.session.absolute(server_round), replies)
+        replies = self.session.train_replies(
+            self.session.absolute(server_round), replies
+        )
         return super().aggregate_train(server_round, replies)  # type: ignore[misc, no-any-return]
 
     def configure_evaluate(

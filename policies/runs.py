@@ -20,9 +20,10 @@ from policies.baselines import BASELINES as TWO_TIER_BASELINES
 from policies.baselines import Policy
 from policies.evaluation import (
     RescheduleEvalSpec,
+    SeedEvaluation,
     TwoTierEvalSpec,
-    evaluate_reschedule,
-    evaluate_two_tier,
+    evaluate_reschedule_detailed,
+    evaluate_two_tier_detailed,
 )
 from policies.identity import IdentityVecEnv
 
@@ -84,6 +85,13 @@ def evaluate(
     policy: Policy | str, cfg: Any, region: str | None, seeds: list[int]
 ) -> list[dict[str, float]]:
     """Metrics per seed of ``policy`` (or a baseline name) on held-out episodes."""
+    return [result.metrics for result in evaluate_detailed(policy, cfg, region, seeds)]
+
+
+def evaluate_detailed(
+    policy: Policy | str, cfg: Any, region: str | None, seeds: list[int]
+) -> list[SeedEvaluation]:
+    """Per seed: metrics, latency sketches (two-tier) or episodes (rescheduling)."""
     check_env_kind(cfg.env)
     if cfg.env == "two_tier":
         spec = TwoTierEvalSpec(
@@ -95,7 +103,7 @@ def evaluate(
             reward=cfg.reward,
             deterministic=cfg.train.eval_deterministic,
         )
-        return evaluate_two_tier(policy, spec)
+        return evaluate_two_tier_detailed(policy, spec)
     slots = getattr(getattr(cfg, "policy", None), "identity_slots", 0)
     reschedule_spec = RescheduleEvalSpec(
         reschedule_settings(cfg, region),
@@ -104,7 +112,7 @@ def evaluate(
         identity=(identity_of(cfg, region), slots) if slots > 0 else None,
         deterministic=cfg.train.eval_deterministic,
     )
-    return evaluate_reschedule(policy, reschedule_spec)
+    return evaluate_reschedule_detailed(policy, reschedule_spec)
 
 
 SCORE = {"two_tier": "mean_reward", "reschedule": "latency_reduction_pct"}
