@@ -43,7 +43,7 @@ class BatchedVecEnv(VecEnv):
         )
         self.step_infos = step_infos
         self._base_seed = seed
-        self._actions = np.zeros(core.num_envs, dtype=np.int64)
+        self._actions: np.ndarray = np.zeros(core.num_envs, dtype=np.int64)
         self._t0 = time.perf_counter()
 
     # -- VecEnv API --------------------------------------------------------------------
@@ -57,8 +57,12 @@ class BatchedVecEnv(VecEnv):
         return obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Store the actions for ``step_wait``."""
-        self._actions[:] = np.asarray(actions).reshape(self.num_envs)
+        """Keep the actions for ``step_wait`` (as SB3's ``DummyVecEnv`` does).
+
+        They are checked once, by the core's ``step``
+        (:func:`envs.checks.check_actions`): casting them here would truncate floats.
+        """
+        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         """Advance every environment by one decision."""

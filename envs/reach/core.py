@@ -8,12 +8,14 @@ view with auto-reset off.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from envs.batched import BatchStep
+from envs.checks import check_actions, check_amounts, check_indices
 from envs.reach.config import RescheduleConfig
 from envs.reach.errors import ReachPlacementError
 from envs.reach.formats import find_call_patterns, load_reach_config, packaged_cluster
@@ -132,8 +134,13 @@ class ReachCore:
         return self.obs
 
     def step(self, actions: np.ndarray) -> BatchStep:
-        """Apply one action per environment (auto-reset finished ones if enabled)."""
-        acts = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        """Apply one action per environment (auto-reset finished ones if enabled).
+
+        Raises:
+            ValueError: not ``num_envs`` integers in ``[0, A)``
+                (:func:`envs.checks.check_actions`).
+        """
+        acts = check_actions(actions, self.num_envs, self.layout.n_actions)
         failures = step_batch(
             self.layout.fst, self.layout.ist, self.fd, self.idn, self.allow, self.rng,
             acts, self.obs, self.mask, self.reward, self.terminated, self.truncated,
@@ -182,6 +189,7 @@ class ReachCore:
     # -- single-environment control ----------------------------------------------------
     def reset_env(self, index: int, stream: np.ndarray) -> None:
         """Reset one environment from a given xoroshiro state (``uint64[2]``)."""
+        index = self._row(index)
         self.rng[index] = stream
         self._payload_names.pop(index, None)
         which = np.zeros(self.num_envs, dtype=np.bool_)
@@ -194,15 +202,32 @@ class ReachCore:
         Capacities are free resources plus the requests of the pods placed there;
         quantities the payload does not carry (layer latencies, background bandwidth)
         take the middle of the config's ranges, so one payload gives one observation.
+
+        Raises:
+            ValueError: a state that does not fit the config's axes (lengths, node
+                indices, replicas that are not the first slots of their service,
+                negative resources), naming the field; the kernels do not check.
         """
         lay = self.layout
+        index = self._row(index)
+        n_nodes = lay.n_nodes
+        cpu_free = check_amounts("node_cpu_free", state.node_cpu_free, n_nodes)
+        mem_free = check_amounts("node_memory_free", state.node_memory_free, n_nodes)
+        slot_nodes = check_indices(
+            "slot_nodes", state.slot_nodes, lay.n_pods, -1, n_nodes
+        )
+        replicas = self._check_replicas(state.replicas, slot_nodes)
+        if state.deployable is not None and np.shape(state.deployable) != (
+            n_nodes,
+            lay.n_pods,
+        ):
+            raise ValueError(
+                f"deployable: expected shape ({n_nodes}, {lay.n_pods}) (nodes x pod "
+                f"slots), got {np.shape(state.deployable)}"
+            )
         frow, irow = self.fd[index], self.idn[index]
         frow[:] = 0.0
         irow[:] = 0
-        n_nodes = lay.n_nodes
-        cpu_free = np.asarray(state.node_cpu_free, dtype=np.float64)
-        mem_free = np.asarray(state.node_memory_free, dtype=np.float64)
-        slot_nodes = np.asarray(state.slot_nodes, dtype=np.int64)
         cpu_used = np.zeros(n_nodes)
         mem_used = np.zeros(n_nodes)
         slot_service = np.repeat(
@@ -224,7 +249,7 @@ class ReachCore:
         lay.df(frow, DF_SCAL)[SC_RPS_SCALE] = 1.0
         lay.di(irow, DI_OK)[:] = 1
         lay.di(irow, DI_POD_NODE)[:] = slot_nodes
-        lay.di(irow, DI_REP)[:] = np.asarray(state.replicas, dtype=np.int64)
+        lay.di(irow, DI_REP)[:] = replicas
         use_allow = state.deployable is not None
         lay.di(irow, DI_ISCAL)[IS_PAYLOAD] = int(use_allow)
         self.allow[index] = 0
@@ -347,6 +372,39 @@ class ReachCore:
         return out
 
     # -- internals ---------------------------------------------------------------------
+    def _row(self, index: int) -> int:
+        """``index`` as a row of the batch, checked (the kernels do not check)."""
+        row = operator.index(index)
+        if not 0 <= row < self.num_envs:
+            raise ValueError(
+                f"index: expected an environment in [0, {self.num_envs}), got {row}"
+            )
+        return row
+
+    def _check_replicas(self, replicas: object, slot_nodes: np.ndarray) -> np.ndarray:
+        """Replicas per service, each the count of its first, occupied, slots.
+
+        The kernels walk a service's running pods as its first ``replicas`` slots.
+        """
+        limits = [s.max_replica for s in self.config.services]
+        counts = check_indices(
+            "replicas", replicas, len(limits), 0, max(limits, default=0) + 1
+        )
+        first = 0
+        for s, (count, limit) in enumerate(zip(counts, limits, strict=True)):
+            occupied = slot_nodes[first : first + limit] >= 0
+            if count > limit or not (
+                occupied[:count].all() and not occupied[count:].any()
+            ):
+                name = self.config.services[s].name
+                raise ValueError(
+                    f"replicas[{s}]: expected the number of {name}'s occupied slots, "
+                    f"which come first among its {limit} (slot_nodes "
+                    f"{slot_nodes[first : first + limit].tolist()}), got {count}"
+                )
+            first += limit
+        return counts
+
     def _static_float(self, field: int) -> np.ndarray:
         ist = self.layout.ist
         slot = HI_FIELDS + 2 * (N_IF + field)

@@ -8,6 +8,7 @@ is the B = 1 view of this class and :class:`envs.vec_env.BatchedVecEnv` its SB3 
 from __future__ import annotations
 
 import math
+import operator
 from datetime import UTC
 from typing import Any
 
@@ -16,6 +17,7 @@ from gymnasium import spaces
 from omegaconf import OmegaConf
 
 from envs.batched import BatchStep
+from envs.checks import check_actions, check_amounts, check_indices
 from envs.config import ScenarioConfig
 from envs.datasets import HOURS_PER_YEAR, YEAR_START
 from envs.errors import ConfigError
@@ -262,6 +264,7 @@ class TwoTierCore:
             Tier.both: max(world.n_regions, layout.max_nodes),
         }[learn]
         self.single_action_space = spaces.Discrete(n_actions)
+        self._n_actions = n_actions
         low = np.full(layout.size, -1.0, dtype=np.float32)
         high = np.full(layout.size, cfg.obs_clip, dtype=np.float32)
         self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
@@ -381,7 +384,7 @@ class TwoTierCore:
 
     def reset_one(self, index: int) -> None:
         """Start a new episode in environment ``index`` (stream left as seeded)."""
-        K.reset_env(index, self._world, self._state, self.obs, self.mask)
+        K.reset_env(self._row(index), self._world, self._state, self.obs, self.mask)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Seed and reset every environment; return their observations."""
@@ -391,8 +394,16 @@ class TwoTierCore:
         return self.obs
 
     def step(self, actions: np.ndarray) -> BatchStep:
-        """One decision in every environment (auto-reset at the episode length)."""
-        acts = np.asarray(actions, dtype=np.int64)
+        """One decision in every environment (auto-reset at the episode length).
+
+        ``actions`` holds one integer in ``[0, A)`` per environment (masked-out ones
+        are allowed: the tier's heuristic decides, at a penalty).
+
+        Raises:
+            ValueError: not ``num_envs`` integers in ``[0, A)``
+                (:func:`envs.batched.check_actions`).
+        """
+        acts = check_actions(actions, self.num_envs, self._n_actions)
         if self._step_kernel is None:  # resolve the compiled kernel once, then call it
             args = (acts, self._world, self._state, self._out)
             K.step_batch(*args)
@@ -402,6 +413,15 @@ class TwoTierCore:
         else:
             self._step_kernel(acts, self._world, self._state, self._out)
         return self._batch_step
+
+    def _row(self, index: int) -> int:
+        """``index`` as a row of the batch, checked (the kernels do not check)."""
+        row = operator.index(index)
+        if not 0 <= row < self.num_envs:
+            raise ValueError(
+                f"index: expected an environment in [0, {self.num_envs}), got {row}"
+            )
+        return row
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -504,16 +524,41 @@ class TwoTierCore:
         waits: np.ndarray,
         busy: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Batched :meth:`observe` on pre-validated indices (a server's fast path).
+        """Batched :meth:`observe` on index arrays (a server's fast path).
 
         Rows ``first .. first + n - 1`` of the core become the live states (see
         :func:`envs.two_tier.kernels.write_live` for the arguments); returns views of
-        their observations and masks, valid until the core is used again.
+        their observations and masks, valid until the core is used again. Names are
+        resolved by the caller; the arrays are checked here, since the kernel does
+        not check them (:mod:`envs.checks`).
+
+        Raises:
+            ValueError: a row range outside the core, or an array of the wrong dtype
+                or length, or with an entry out of range (naming the argument).
         """
+        world = self.world
+        types = check_indices("types", types, None, 0, world.n_types)
         n = types.shape[0]
+        first = operator.index(first)
         if not (0 <= first and first + n <= self.num_envs):
             raise ValueError(
-                f"observe: rows {first}..{first + n - 1} exceed {self.num_envs}"
+                f"first: expected rows {first}..{first + n - 1} inside "
+                f"[0, {self.num_envs})"
+            )
+        origins = check_indices("origins", origins, n, 0, world.n_regions)
+        selected = check_indices("selected", selected, n, -1, world.n_regions)
+        hours = check_indices("hours", hours, n, 0, HOURS_PER_YEAR)
+        rows = check_indices("rows", rows, None, 0, n)
+        m = rows.shape[0]
+        cols = check_indices("cols", cols, m, 0, world.n_nodes)
+        waits = check_amounts("waits", waits, m)
+        busy = check_amounts("busy", busy, m)
+        over = busy > world.node_cores[cols]
+        if over.any():
+            j = int(np.flatnonzero(over)[0])
+            raise ValueError(
+                f"busy[{j}]: expected at most {world.node_cores[cols[j]]} cores "
+                f"(node {cols[j]}), got {busy[j]}"
             )
         K.write_live(
             first, types, origins, selected, hours, rows, cols, waits, busy,
