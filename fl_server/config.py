@@ -1,24 +1,20 @@
-"""The one bridge from Hydra to Flower: ``RunConfig`` <-> flat run-config keys.
+"""The federation's side of the config bridge: Flower run config <-> ``RunConfig``.
 
-Flower's run config is a flat mapping of TOML scalars (bool, int, float, str). The
-typed :class:`conf.schema.RunConfig` is flattened into dotted, hyphenated keys
-(``federation.local-steps``, ``strategy.proximal-mu``, ``two-tier.episode-length``),
-submitted with ``flwr run --run-config <file.toml>`` (Deployment Engine) or bound into
-the apps (in-process Simulation Engine, whose ``context.run_config`` is empty), and
-parsed back into the same ``RunConfig`` inside each app by :func:`from_run_config`.
-Nobody reads ``context.run_config[...]`` anywhere else.
+The encoding itself (dotted, hyphenated scalar keys; JSON text for lists and
+optionals; the scenario's structure by name) is :mod:`conf.flat`, shared with the
+policy server. Here: the names the apps use, the resume fingerprint, the regions of
+a federation, and the ``[tool.flwr.app.config]`` section of ``pyproject.toml``.
 
-Encoding rules:
-
-* scalars (bool, int, float, str) travel as they are; enums by member name;
-* a field that may hold something TOML cannot carry (a list, a mapping, ``None``)
-  always travels as JSON text, so the parser never has to guess;
-* ``paths`` (Hydra interpolations) does not travel: its one use, the run folder, is
-  resolved into ``federation.output-dir`` by the launcher.
+The typed config is submitted with ``flwr run --run-config <file.toml>`` (every
+key, exact; Deployment Engine), or bound into the apps (in-process Simulation
+Engine, whose ``context.run_config`` is empty), or taken from ``pyproject.toml``
+plus ``--run-config`` overrides (``flwr run .``), and parsed back inside each app by
+:func:`from_run_config`. Nobody reads ``context.run_config[...]`` anywhere else.
 
 ``python -m fl_server.config [overrides...]`` prints the ``[tool.flwr.app.config]``
-section of ``pyproject.toml`` (every key must be there for ``flwr run`` to accept an
-override of it).
+section: every key a ``flwr run --run-config`` may override, with the defaults of
+``flwr run .`` (a small federation sized for the two SuperNodes of Flower's local
+simulation; see :data:`PYPROJECT_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -26,25 +22,41 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import sys
-import types
-import typing
 from collections.abc import Mapping
-from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from omegaconf import OmegaConf
 
 import conf.schema
+from conf.flat import (
+    NOT_BRIDGED,
+    SCHEMA,
+    FlatConfig,
+    Scalar,
+    from_flat,
+    from_scenario,
+    to_flat,
+    to_readable,
+    to_toml,
+)
 from conf.schema import RunConfig
 
-Scalar = bool | int | float | str
-FlatConfig = dict[str, Scalar]
-
-NOT_BRIDGED = ("paths",)
-"""RunConfig fields that stay in Hydra (interpolations resolved by the launcher)."""
+__all__ = [
+    "FlatConfig",
+    "Scalar",
+    "compose",
+    "digest",
+    "fingerprint",
+    "from_run_config",
+    "pyproject_section",
+    "regions_of",
+    "run_config_keys",
+    "to_run_config",
+    "to_toml",
+    "with_common_padding",
+]
 
 RESUME_INVARIANT_PREFIXES = ("engine.",)
 RESUME_INVARIANT_KEYS = frozenset(
@@ -63,164 +75,50 @@ RESUME_INVARIANT_KEYS = frozenset(
 """Keys a resumed run may change (budget, bookkeeping, engine); all others must match
 the interrupted run's, or resuming would mix two experiments."""
 
-
-# ---------------------------------------------------------------- schema walking
-
-
-def _wire(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def _is_json_typed(tp: Any) -> bool:
-    """Whether values of type ``tp`` travel as JSON text (list, dict, optional)."""
-    origin = typing.get_origin(tp)
-    if origin in (list, dict, tuple):
-        return True
-    if origin in (Union, types.UnionType):
-        return True
-    return tp is Any
-
-
-def _leaves(cls: type, prefix: str = "") -> dict[str, tuple[str, Any]]:
-    """Wire key -> (attribute path, type) for every leaf field of dataclass ``cls``."""
-    hints = typing.get_type_hints(cls)
-    out: dict[str, tuple[str, Any]] = {}
-    for f in dataclasses.fields(cls):
-        if not prefix and f.name in NOT_BRIDGED:
-            continue
-        tp = hints[f.name]
-        key = f"{prefix}{_wire(f.name)}"
-        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-            for sub, (path, sub_tp) in _leaves(tp, key + ".").items():
-                out[sub] = (f"{f.name}.{path}", sub_tp)
-        else:
-            out[key] = (f.name, tp)
-    return out
-
-
-_SCHEMA = _leaves(RunConfig)
+PYPROJECT_DEFAULTS = ["federation=flower_simulation"]
+"""What ``flwr run .`` runs with no ``--run-config``: Flower's local simulation
+starts two SuperNodes, so the default federation has two regions."""
 
 
 def run_config_keys() -> list[str]:
     """Every run-config key of :class:`RunConfig`, in schema order."""
-    return list(_SCHEMA)
-
-
-# ---------------------------------------------------------------- RunConfig -> Flower
-
-
-def _plain(value: Any) -> Any:
-    """Enums by name, dataclasses as dicts, recursively (JSON-ready)."""
-    if isinstance(value, Enum):
-        return value.name
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-        }
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _lookup(cfg: Any, path: str) -> Any:
-    for part in path.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
+    return list(SCHEMA)
 
 
 def to_run_config(cfg: RunConfig) -> FlatConfig:
-    """Flatten ``cfg`` into Flower run-config keys (see the module docstring)."""
-    if not isinstance(cfg, RunConfig):
-        raise TypeError(
-            f"to_run_config: expected a RunConfig, got {type(cfg).__name__}"
-        )
-    flat: FlatConfig = {}
-    for key, (path, tp) in _SCHEMA.items():
-        value = _plain(_lookup(cfg, path))
-        if _is_json_typed(tp):
-            flat[key] = json.dumps(value, separators=(",", ":"))
-        elif isinstance(value, bool | int | float | str):
-            flat[key] = value
-        else:
-            raise TypeError(
-                f"{key}: expected a bool, int, float or str, got {type(value).__name__}"
-            )
-    return flat
-
-
-def _toml_value(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if value.startswith(("[", "{")) and "'" not in value and "\n" not in value:
-        return f"'{value}'"  # JSON text as a TOML literal string: no escaping
-    return json.dumps(value)  # a TOML basic string: JSON escapes are valid TOML
-
-
-def to_toml(flat: Mapping[str, Scalar]) -> str:
-    """The flat config as TOML lines (``flwr run --run-config <file.toml>``)."""
-    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in flat.items())
-
-
-def pyproject_section(cfg: RunConfig) -> str:
-    """The ``[tool.flwr.app.config]`` section holding every key with its default."""
-    header = (
-        "# Generated by `python -m fl_server.config`: every RunConfig field as a\n"
-        "# Flower run-config key (flwr run only overrides keys listed here).\n"
-    )
-    return header + "[tool.flwr.app.config]\n" + to_toml(to_run_config(cfg))
-
-
-# ---------------------------------------------------------------- Flower -> RunConfig
-
-
-def _decode(key: str, tp: Any, value: Any) -> Any:
-    if not _is_json_typed(tp):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"run config {key}: expected JSON text, got {value!r}")
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"run config {key}: expected JSON text, got {value!r} ({err.msg})"
-        ) from None
+    """Flatten ``cfg`` into Flower run-config keys (every key, exact)."""
+    return to_flat(cfg)
 
 
 def from_run_config(run_config: Mapping[str, Any]) -> RunConfig:
     """Parse Flower run-config keys back into the typed :class:`RunConfig`.
 
     Keys left out take the schema default; an unknown key, bad JSON or a value of the
-    wrong type raises an error naming the key (OmegaConf's ``full_key``).
+    wrong type raises a ``ValueError`` naming the key (OmegaConf's ``full_key``).
     """
-    unknown = sorted(k for k in run_config if k not in _SCHEMA)
-    if unknown:
-        raise ValueError(
-            f"run config: unknown keys {unknown}; expected RunConfig fields such as "
-            "'federation.local-steps' (regenerate with `python -m fl_server.config`)"
-        )
-    nested: dict[str, Any] = {}
-    for key, value in run_config.items():
-        path, tp = _SCHEMA[key]
-        node = nested
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _decode(key, tp, value)
-    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), nested)
-    cfg = OmegaConf.to_object(merged)
-    assert isinstance(cfg, RunConfig)
-    return cfg
+    return from_flat(run_config, "run config")
+
+
+def pyproject_section(cfg: RunConfig) -> str:
+    """The ``[tool.flwr.app.config]`` section: every key, readable defaults.
+
+    The scenario is given by its name: its other keys are ``""`` (the named
+    scenario's values; overridable one by one), so the section holds short scalars
+    a person can read and override, not kilobytes of JSON.
+    """
+    flat = {
+        k: "" if from_scenario(k) else to_readable(k, v)
+        for k, v in to_run_config(cfg).items()
+    }
+    header = (
+        "# Generated by `python -m fl_server.config`: every RunConfig field as a\n"
+        "# Flower run-config key (flwr run only overrides keys listed here). These\n"
+        "# defaults are what `flwr run .` runs: a small federation of the two\n"
+        "# SuperNodes Flower's local simulation starts. Every scenario.* key set\n"
+        '# to "" takes the value of the scenario named by scenario.name (shipped:\n'
+        '# small, default, large; or a YAML file\'s path). Lists: "a,b" or JSON.\n'
+    )
+    return header + "[tool.flwr.app.config]\n" + to_toml(flat)
 
 
 # ---------------------------------------------------------------- derived values
@@ -312,9 +210,9 @@ def compose(overrides: list[str] | None = None) -> RunConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the pyproject section for the default (or overridden) config."""
+    """Print the pyproject section for ``flwr run .``'s (or an overridden) config."""
     args = sys.argv[1:] if argv is None else argv
-    sys.stdout.write(pyproject_section(compose(args)))
+    sys.stdout.write(pyproject_section(compose([*PYPROJECT_DEFAULTS, *args])))
     return 0
 
 

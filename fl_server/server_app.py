@@ -21,17 +21,30 @@ from fl_server.strategies import make_strategy
 log = logging.getLogger(__name__)
 
 
-def _log_to(out: Path) -> logging.Handler:
-    """Mirror this package's and Flower's logs into ``<out>/server.log``."""
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_to(out: Path) -> list[logging.Handler]:
+    """Mirror this package's and Flower's logs into ``<out>/server.log``.
+
+    Under ``flwr run`` nobody configured logging in the ServerApp's process, so
+    this package's progress (waiting for nodes, the run folder) would be dropped:
+    it then also goes to stderr, which ``flwr run --stream`` shows.
+    """
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "server.log", encoding="utf-8")
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter(FORMAT))
     for name in ("fl_server", "flwr"):
         logging.getLogger(name).addHandler(handler)
-    logging.getLogger("fl_server").setLevel(logging.INFO)
-    return handler
+    ours = logging.getLogger("fl_server")
+    ours.setLevel(logging.INFO)
+    handlers: list[logging.Handler] = [handler]
+    if not logging.getLogger().handlers:
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter(FORMAT))
+        ours.addHandler(console)
+        handlers.append(console)
+    return handlers
 
 
 def make_app(run_config: UserConfig | None = None) -> ServerApp:
@@ -47,7 +60,8 @@ def make_app(run_config: UserConfig | None = None) -> ServerApp:
         cfg = from_run_config(context.run_config if run_config is None else run_config)
         fed = cfg.federation
         out = Path(fed.output_dir or f"outputs/federation/run-{context.run_id}")
-        handler = _log_to(out)
+        handlers = _log_to(out)
+        log.info("run folder: %s", out.resolve())
         try:
             session = FederationSession(cfg, to_run_config(cfg), out, context.run_id)
             if session.finished():
@@ -57,7 +71,7 @@ def make_app(run_config: UserConfig | None = None) -> ServerApp:
             polling = PollingGrid(grid)
             session.directory.grid = polling  # names the node behind an error reply
             _wait_for_nodes(
-                polling, len(session.regions), fed.min_nodes, fed.round_timeout_s
+                polling, session.regions, fed.min_nodes, fed.round_timeout_s
             )
             session.directory.refresh(polling, fed.round_timeout_s)
             strategy.start(
@@ -71,25 +85,57 @@ def make_app(run_config: UserConfig | None = None) -> ServerApp:
             )
             log.info("federation finished: %s", out)
         finally:
-            for name in ("fl_server", "flwr"):
-                logging.getLogger(name).removeHandler(handler)
-            handler.close()
+            for handler in handlers:
+                for name in ("fl_server", "flwr"):
+                    logging.getLogger(name).removeHandler(handler)
+                handler.close()
 
     return app
 
 
-def _wait_for_nodes(grid: Grid, wanted: int, least: int, timeout: float) -> None:
-    """Wait until every region's node is connected (or ``least`` at the timeout)."""
-    deadline = time.monotonic() + timeout
+def _wait_for_nodes(
+    grid: Grid, regions: list[str], least: int, timeout: float, every: float = 5.0
+) -> None:
+    """Wait until every region's SuperNode is connected, saying so every few seconds.
+
+    At ``timeout`` the federation starts with the nodes it has if they are at least
+    ``least`` (``federation.min_nodes``); with fewer it fails, naming both settings.
+    """
+    wanted = len(regions)
+    started = time.monotonic()
+    next_report = started
     while (connected := len(list(grid.get_node_ids()))) < wanted:
-        if time.monotonic() > deadline:
+        waited = time.monotonic() - started
+        if waited >= timeout:
             if connected >= least:
-                log.warning("starting with %d of %d nodes", connected, wanted)
+                log.warning(
+                    "starting with %d of %d SuperNodes after %.0f s "
+                    "(federation.min_nodes=%d): regions without a node sit out",
+                    connected,
+                    wanted,
+                    waited,
+                    least,
+                )
                 return
             raise TimeoutError(
-                f"federation: {connected} of {wanted} nodes connected after "
-                f"{timeout:.0f} s (federation.min_nodes={least})"
+                f"federation: {connected} of {wanted} SuperNodes connected after "
+                f"{timeout:.0f} s (federation.round_timeout_s); needs one per region "
+                f"of federation.regions {regions}, at least federation.min_nodes="
+                f"{least}. Start more SuperNodes, or for Flower's local simulation "
+                f"set `flwr federation simulation-config --num-supernodes {wanted}`, "
+                "or list fewer regions"
             )
+        if time.monotonic() >= next_report:
+            log.info(
+                "waiting for SuperNodes: %d of %d connected (one per region of %s; "
+                "federation.min_nodes=%d), %.0f s left of federation.round_timeout_s",
+                connected,
+                wanted,
+                ", ".join(regions),
+                least,
+                timeout - waited,
+            )
+            next_report += every
         time.sleep(0.5)
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from flwr.common.config import flatten_dict
-from omegaconf.errors import ValidationError
 
 from conf.schema import StrategyName
 from fl_server.config import (
+    PYPROJECT_DEFAULTS,
     compose,
     fingerprint,
     from_run_config,
+    pyproject_section,
     regions_of,
     run_config_keys,
     to_run_config,
@@ -72,9 +73,9 @@ def test_an_unknown_key_is_named() -> None:
 
 def test_a_bad_value_names_the_full_key() -> None:
     flat = to_run_config(compose([]))
-    with pytest.raises(ValidationError, match=r"full_key: federation\.local_steps"):
+    with pytest.raises(ValueError, match=r"full_key: federation\.local_steps"):
         from_run_config({**flat, "federation.local-steps": "many"})
-    with pytest.raises(ValidationError, match=r"strategy\.name"):
+    with pytest.raises(ValueError, match=r"strategy\.name"):
         from_run_config({**flat, "strategy.name": "fedsgd"})
     with pytest.raises(
         ValueError, match=re.escape("run config policy.net-arch: expected JSON text")
@@ -141,3 +142,37 @@ def test_pyproject_declares_every_run_config_key_and_ships_only_the_apps() -> No
         f"add to [tool.flwr.app.config] (python -m fl_server.config): {missing[:5]}..."
     )
     assert app.get("fab-include") == ["fl_clients/**/*.py", "fl_server/**/*.py"]
+
+
+def test_pyproject_is_the_generated_section_and_reads_as_flwr_run_default() -> None:
+    """``flwr run .`` with no overrides runs ``PYPROJECT_DEFAULTS``, exactly.
+
+    And the section is readable: short scalars, no multi-kilobyte JSON.
+    """
+    app = tomllib.loads(PYPROJECT.read_text())["tool"]["flwr"]["app"]
+    declared = flatten_dict(app["config"])
+    generated = tomllib.loads(pyproject_section(compose(PYPROJECT_DEFAULTS)))
+    assert declared == flatten_dict(generated["tool"]["flwr"]["app"]["config"]), (
+        "pyproject.toml is stale: regenerate with `python -m fl_server.config`"
+    )
+    assert from_run_config(declared) == compose(PYPROJECT_DEFAULTS)
+    assert max(len(str(v)) for v in declared.values()) <= 40
+    assert len(regions_of(from_run_config(declared))) == 2  # Flower's default nodes
+
+
+def test_empty_scenario_keys_take_the_named_scenarios_values() -> None:
+    app = tomllib.loads(PYPROJECT.read_text())["tool"]["flwr"]["app"]
+    declared = flatten_dict(app["config"])
+    renamed = {**declared, "scenario.name": "default", "federation.regions": "[]"}
+    expected = compose(
+        ["scenario=default", *PYPROJECT_DEFAULTS, "federation.regions=[]"]
+    )
+    assert from_run_config(renamed) == expected
+    one_knob = {**renamed, "scenario.workload.burstiness": 0.25}
+    cfg = from_run_config(one_knob)
+    assert cfg.scenario.workload.burstiness == 0.25
+    assert cfg.scenario.regions == expected.scenario.regions
+    with pytest.raises(
+        ValueError, match=re.escape("run config scenario: expected one of ")
+    ):
+        from_run_config({**declared, "scenario.name": "atlantis"})
