@@ -175,7 +175,7 @@ class OpenStackConfig:
     project: str = ""
     """Project name for logs and plan records."""
     image: str = ""
-    """Image name or id."""
+    """Image id (Nova's imageRef; a name is not looked up in Glance)."""
     flavor: str = ""
     """Flavor name or id."""
     network: str = ""
@@ -234,6 +234,19 @@ def _duration(name: str) -> Callable[[str], float]:
     return lambda text: parse_duration(text, name)
 
 
+def _choice(name: str, kind: type[enum.Enum]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return kind(text.strip())
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in kind)
+            raise ValueError(
+                f"{name}: expected one of {allowed}, got {text!r}"
+            ) from None
+
+    return convert
+
+
 ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     # REACH's pod-migrator names (config.go)
     "NAMESPACE": ("kubernetes", "namespace", str),
@@ -249,7 +262,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "PROMETHEUS_ADDR": ("prometheus", "url", str),
     # ours
     "POLICY_URL": ("migrator", "policy_url", str),
-    "HOOKS_MODE": ("migrator", "mode", RunMode),
+    "HOOKS_MODE": ("migrator", "mode", _choice("HOOKS_MODE", RunMode)),
     "HOOKS_OUTPUT": ("migrator", "output", str),
     "HOOKS_PLAN_FILE": ("migrator", "plan_file", str),
     "HOOKS_METRICS_PORT": ("migrator", "metrics_port", _int("HOOKS_METRICS_PORT")),
@@ -269,6 +282,17 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
         "migrator", "reach_cordon_mode", _bool("HOOKS_REACH_CORDON_MODE"),
     ),
     "HOOKS_STOP_AFTER": ("migrator", "stop_after", _duration("HOOKS_STOP_AFTER")),
+    "HOOKS_MIN_POD_AGE": ("migrator", "min_pod_age", _duration("HOOKS_MIN_POD_AGE")),
+    "HOOKS_METRICS_HOST": ("migrator", "metrics_host", str),
+    "HOOKS_RATE_INTERVAL": (
+        "migrator", "rate_interval", _duration("HOOKS_RATE_INTERVAL"),
+    ),
+    "HOOKS_NODE_FORM": (
+        "prometheus", "node_form", _choice("HOOKS_NODE_FORM", NodeForm),
+    ),
+    "HOOKS_INSTANCE_MAP": (
+        "prometheus", "instance_map", _choice("HOOKS_INSTANCE_MAP", InstanceMap),
+    ),
     "HOOKS_NODE_SELECTOR": ("kubernetes", "node_selector", str),
     "HOOKS_KUBE_CONTEXT": ("kubernetes", "context", str),
     "HOOKS_RETRY_BASE_DELAY": (
@@ -280,7 +304,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
 
 
 def load_config(
-    environ: Mapping[str, str], conf_dir: Path = CONF_DIR, *extra: Path
+    environ: Mapping[str, str], *extra: Path, conf_dir: Path = CONF_DIR
 ) -> HooksConfig:
     """Defaults <- ``conf_dir/<section>.yaml`` <- ``extra`` YAML files <- ``environ``.
 
@@ -300,14 +324,5 @@ def load_config(
     assert isinstance(cfg, HooksConfig)
     for variable, (section, name, parse) in ENV_OVERRIDES.items():
         if variable in environ:
-            try:
-                value = parse(environ[variable])
-            except ValueError as err:
-                if variable in str(err):
-                    raise
-                raise ValueError(
-                    f"{variable}: expected one of "
-                    f"{', '.join(m.value for m in RunMode)}, got {environ[variable]!r}"
-                ) from None
-            setattr(getattr(cfg, section), name, value)
+            setattr(getattr(cfg, section), name, parse(environ[variable]))
     return cfg

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openstack
@@ -26,9 +27,11 @@ from hooks.errors import (
     HookError,
     PermanentHookError,
     RetryPolicy,
+    TransientHookError,
     classify,
     with_retries,
 )
+from hooks.mode import DryRunActuator, LiveActuator, make_actuator, resolve_mode
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ def connect(cfg: OpenStackConfig) -> Any:
     return openstack.connect(cloud=cfg.cloud or os.environ.get("OS_CLOUD"))
 
 
-def translate(obj: str) -> Any:
+def translate(obj: str) -> Callable[[BaseException], HookError | None]:
     """Map SDK exceptions to hook errors."""
 
     def convert(exc: BaseException) -> HookError | None:
@@ -140,13 +143,31 @@ def plan_server(
     )  # fmt: skip
 
 
+def _create_errors(obj: str) -> Callable[[BaseException], HookError | None]:
+    """Create calls: only a 429 is retried (the request was refused, nothing made).
+
+    A timeout or 5xx on a POST may have created the object, and a resend would
+    make a second one, so those are surfaced (the caller cleans up by name).
+    """
+    convert = translate(obj)
+
+    def classify_create(exc: BaseException) -> HookError | None:
+        error = convert(exc)
+        if isinstance(error, TransientHookError) and error.status != 429:
+            return PermanentHookError(error.obj, error.status, error.reason)
+        return error
+
+    return classify_create
+
+
 class ServerPlacer:
     """Live executor of :class:`PlaceServer`: port, server, rollback.
 
     Args:
         conn: an ``openstack.connection.Connection``.
         wait: seconds for ACTIVE.
-        retry: for the create calls.
+        retry: for the create calls (429 only) and the lookups.
+        interval: seconds between status polls.
     """
 
     def __init__(self, conn: Any, wait: float = 300.0, retry: RetryPolicy | None = None,
@@ -157,15 +178,33 @@ class ServerPlacer:
         self.interval = interval
 
     def __call__(self, action: PlaceServer) -> Any:
-        """Create the port, boot on it; on failure delete server and port."""
+        """Create the port, boot on it; on failure delete the server and the port.
+
+        Raises:
+            PermanentHookError: a refused request, or the server went to ERROR or
+                was not ACTIVE in time (both deleted again).
+        """
         obj = f"Server {action.target}"
-        network = self.conn.network.find_network(action.network, ignore_missing=False)
-        flavor = self.conn.compute.find_flavor(action.flavor, ignore_missing=False)
-        port = with_retries(
-            lambda: self.conn.network.create_port(
-                network_id=network.id, name=f"{action.name}-port"),
-            translate(f"Port {action.project}/{action.name}-port"), self.retry,
+        port_name = f"{action.name}-port"
+        network = with_retries(
+            lambda: self.conn.network.find_network(
+                action.network, ignore_missing=False),
+            translate(f"Network {action.network}"), self.retry,
         )  # fmt: skip
+        flavor = with_retries(
+            lambda: self.conn.compute.find_flavor(
+                action.flavor, ignore_missing=False),
+            translate(f"Flavor {action.flavor}"), self.retry,
+        )  # fmt: skip
+        try:
+            port = with_retries(
+                lambda: self.conn.network.create_port(
+                    network_id=network.id, name=port_name),
+                _create_errors(f"Port {action.project}/{port_name}"), self.retry,
+            )  # fmt: skip
+        except HookError:
+            self._delete_port_named(port_name, network.id)
+            raise
         server = None
         try:
             server = with_retries(
@@ -175,18 +214,53 @@ class ServerPlacer:
                     availability_zone=action.availability_zone,
                     scheduler_hints=action.scheduler_hints or None,
                 ),
-                translate(obj), self.retry,
+                _create_errors(obj), self.retry,
             )  # fmt: skip
-            return self.conn.compute.wait_for_server(
+            active = self.conn.compute.wait_for_server(
                 server, status="ACTIVE", failures=["ERROR"],
                 interval=self.interval, wait=self.wait,
             )  # fmt: skip
         except (HookError, os_exc.SDKException) as err:
-            log.error("%s failed (%s); rolling back", obj, err)
+            log.error("%s failed (%s); deleting its server and port", obj, err)
             if server is not None:
                 self.conn.compute.delete_server(server, ignore_missing=True)
+            else:
+                self._delete_servers_named(action.name)
             self.conn.network.delete_port(port, ignore_missing=True)
             if isinstance(err, HookError):
                 raise
-            raise classify(obj, getattr(err, "status_code", None) or 500,
-                           str(err)) from err  # fmt: skip
+            raise PermanentHookError(
+                obj, getattr(err, "status_code", None),
+                f"{err}; the server and its port {port.id} were deleted",
+            ) from err  # fmt: skip
+        log.info("%s ACTIVE on port %s (az %s)", obj, port.id,
+                 action.availability_zone)  # fmt: skip
+        return active
+
+    def _delete_port_named(self, name: str, network_id: str) -> None:
+        """A create that failed ambiguously may still have made the port."""
+        for port in self.conn.network.ports(name=name, network_id=network_id):
+            self.conn.network.delete_port(port, ignore_missing=True)
+
+    def _delete_servers_named(self, name: str) -> None:
+        for server in self.conn.compute.servers(name=f"^{name}$"):
+            self.conn.compute.delete_server(server, ignore_missing=True)
+
+
+def placement_actuator(
+    cfg: OpenStackConfig,
+    environ: Mapping[str, str],
+    plan_file: Path | None,
+    connection: Callable[[OpenStackConfig], Any] = connect,
+) -> DryRunActuator | LiveActuator:
+    """The actuator for :class:`PlaceServer`, chosen once (dry-run by default).
+
+    Live needs ``INTEGRATION_MODE=live`` and credentials (``clouds.yaml`` entry or
+    ``OS_AUTH_URL``); the connection is only made in live mode.
+    """
+    mode = resolve_mode(environ, find_credentials(cfg, environ), "openstack")
+    return make_actuator(
+        mode,
+        lambda: {PlaceServer: ServerPlacer(connection(cfg), cfg.wait_timeout)},
+        plan_file,
+    )

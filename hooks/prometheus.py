@@ -26,13 +26,23 @@ from hooks.errors import HookError, classify
 GIB = 1024**3
 
 
-def _ksm_requests(resource: str, unit: str) -> str:
-    return (
+def _ksm_free(resource: str, unit: str) -> str:
+    """Allocatable minus the requests of Pending/Running pods, by node.
+
+    A node without such pods has no request series; ``or allocatable * 0`` gives it
+    a zero, so it is not dropped from the difference.
+    """
+    allocatable = (
+        f'sum by (node) (kube_node_status_allocatable{{resource="{resource}",'
+        f'unit="{unit}"}})'
+    )
+    requested = (
         f'sum by (node) (kube_pod_container_resource_requests{{resource="{resource}",'
         f'unit="{unit}"}} * on (namespace, pod) group_left () '
         "max by (namespace, pod) "
         f'(kube_pod_status_phase{{phase=~"Pending|Running"}} == 1))'
     )
+    return f"{allocatable} - ({requested} or {allocatable} * 0)"
 
 
 def queries(cfg: PrometheusConfig) -> dict[str, str]:
@@ -45,15 +55,8 @@ def queries(cfg: PrometheusConfig) -> dict[str, str]:
         ),
         "memory_free_node_exporter": "node_memory_MemAvailable_bytes",
         "instance_names": "node_uname_info",
-        "cpu_free_kube_state_metrics": (
-            "sum by (node) "
-            '(kube_node_status_allocatable{resource="cpu",unit="core"}) - '
-            + _ksm_requests("cpu", "core")
-        ),
-        "memory_free_kube_state_metrics": (
-            'sum by (node) (kube_node_status_allocatable{resource="memory",'
-            'unit="byte"}) - ' + _ksm_requests("memory", "byte")
-        ),
+        "cpu_free_kube_state_metrics": _ksm_free("cpu", "core"),
+        "memory_free_kube_state_metrics": _ksm_free("memory", "byte"),
         "request_rate": f"sum by ({svc}) (rate({cfg.request_metric}[{w}]))",
         "latency_quantile": (
             f"histogram_quantile({{q}}, sum by (le, {svc}) (rate({lat}_bucket[{w}])))"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from hooks.config import KubernetesConfig
-from hooks.errors import HookError, RetryPolicy, classify, with_retries
+from hooks.errors import (
+    HookError,
+    PermanentHookError,
+    RetryPolicy,
+    classify,
+    with_retries,
+)
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -66,7 +72,7 @@ def make_api_client(
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return client.ApiClient(configuration)
-    raise HookError(
+    raise PermanentHookError(
         "kubernetes", None,
         "no credentials: expected kubernetes.kubeconfig, $KUBECONFIG, "
         "~/.kube/config or an in-cluster service account",
@@ -134,11 +140,38 @@ class KubeApi:
         )
         return cls(make_api_client(cfg, environ), policy, cfg.request_timeout)
 
-    def call(self, obj: str, method: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        """``method(*args, **kw)`` with the timeout, classified and retried."""
+    def call(
+        self,
+        obj: str,
+        method: Callable[..., Any],
+        *args: Any,
+        handle: Collection[int] = (),
+        **kw: Any,
+    ) -> Any:
+        """``method(*args, **kw)`` with the timeout, classified and retried.
+
+        Args:
+            obj: ``<Kind> <ns>/<name>`` for messages.
+            method: a client method.
+            *args: its positional arguments.
+            handle: statuses the caller resolves itself (a 409 on a precondition
+                means re-read, not resend): raised at once, never retried.
+            **kw: its keyword arguments.
+        """
         kw.setdefault("_request_timeout", self.timeout)
+        convert = translate(obj)
+
+        def classify_for_caller(exc: BaseException) -> HookError | None:
+            error = convert(exc)
+            if error is not None and error.status in handle:
+                return PermanentHookError(error.obj, error.status, error.reason)
+            return error
+
         return with_retries(
-            lambda: method(*args, **kw), translate(obj), self.retry, sleep=self.sleep
+            lambda: method(*args, **kw),
+            classify_for_caller,
+            self.retry,
+            sleep=self.sleep,
         )
 
     def to_dict(self, model: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Cordon every schedulable node but the target, scale the Deployment +1, wait for a
 new Ready pod on the target, give the old pod the lowest deletion cost (REACH's
-``"0"`` is the default and steers nothing), scale back, uncordon. Unlike REACH it
+``"0"`` is the default and steers nothing), scale back, wait for the old pod to go,
+uncordon. Unlike REACH it
 marks the nodes it cordons and uncordons only those, restores replicas and cordons
 on failure, and :func:`reconcile` undoes a crashed run from those marks. It still
 blocks scheduling for every tenant while it runs: never the default.
@@ -12,15 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 from hooks.actions import MigratePod
 from hooks.errors import HookError
 from hooks.kubernetes import markers
 from hooks.kubernetes.client import KubeApi
-from hooks.kubernetes.migration import MigrationFailed, MigrationResult
-from hooks.kubernetes.state import ClusterView
+from hooks.kubernetes.migration import (
+    MigrationFailed,
+    MigrationResult,
+    new_migration_id,
+)
+from hooks.kubernetes.state import ClusterView, PodInfo
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,13 @@ class CordonMigrator:
         timeout: float = 120.0,
         poll: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api = api
         self.timeout = timeout
         self.poll = poll
         self.clock = clock
+        self.sleep = sleep
 
     def _cordon(self, node: str, on: bool, mid: str) -> None:
         body = {
@@ -60,13 +66,13 @@ class CordonMigrator:
         )  # fmt: skip
 
     def __call__(self, action: MigratePod) -> MigrationResult:
-        """Cordon, +1, wait, shed, -1, uncordon (restoring on any failure)."""
-        ns, mid = action.namespace, uuid.uuid4().hex[:12]
+        """Cordon, +1, wait, shed, -1, wait, uncordon (restoring on any failure)."""
+        ns, mid = action.namespace, new_migration_id()
         view = ClusterView.read(self.api)
         pod = view.pod(ns, action.pod)
         if pod is None or pod.owner_kind != "ReplicaSet":
             raise MigrationFailed(
-                f"Pod {ns}/{action.pod}", None, "not a ReplicaSet pod"
+                f"Pod {ns}/{action.pod}", None, "expected a ReplicaSet pod"
             )
         deployment = pod.service
         scale = self.api.call(
@@ -83,13 +89,20 @@ class CordonMigrator:
             for node in cordoned:
                 self._cordon(node, True, mid)
             self._scale(ns, deployment, replicas + 1, replicas)
-            new = self._wait_new_pod(ns, pod.labels, known, action.target_node)
+            new = self._wait_until(
+                lambda v: self._new_pod(v, pod, known, action.target_node),
+                f"no new Ready pod of {pod.owner_name} on {action.target_node}",
+            )
             self.api.call(
                 f"Pod {ns}/{pod.name}", self.api.core.patch_namespaced_pod, pod.name,
                 ns, {"metadata": {"annotations": {
                     markers.DELETION_COST: markers.SHED_COST}}},
             )  # fmt: skip
             self._scale(ns, deployment, replicas, None)
+            self._wait_until(
+                lambda v: "" if _gone(v, pod) else None,
+                f"the ReplicaSet kept {ns}/{pod.name}",
+            )
         except HookError:
             self._scale(ns, deployment, replicas, None)
             raise
@@ -98,20 +111,39 @@ class CordonMigrator:
                 self._cordon(node, False, mid)
         return MigrationResult(mid, pod.name, new, action.target_node, "completed")
 
-    def _wait_new_pod(self, ns: str, labels: object, known: set[str], node: str) -> str:
+    def _new_pod(
+        self, view: ClusterView, source: PodInfo, known: set[str], node: str
+    ) -> str | None:
+        for pod in view.pods:
+            if (
+                pod.namespace == source.namespace
+                and pod.owner_name == source.owner_name
+                and pod.uid not in known
+                and pod.ready
+            ):
+                if pod.node != node:
+                    raise MigrationFailed(
+                        f"Pod {pod.namespace}/{pod.name}", None,
+                        f"the new pod started on {pod.node}, not {node}",
+                    )  # fmt: skip
+                return pod.name
+        return None
+
+    def _wait_until(
+        self, found: Callable[[ClusterView], str | None], failure: str
+    ) -> str:
         deadline = self.clock() + self.timeout
         while self.clock() < deadline:
-            view = ClusterView.read(self.api)
-            for pod in view.pods:
-                if pod.namespace == ns and pod.uid not in known and pod.ready:
-                    if pod.node != node:
-                        raise MigrationFailed(
-                            f"Pod {ns}/{pod.name}", None,
-                            f"the new pod started on {pod.node}, not {node}",
-                        )  # fmt: skip
-                    return pod.name
-            time.sleep(self.poll)
-        raise MigrationFailed(f"Pod {ns}/?", None, f"no new Ready pod on {node}")
+            result = found(ClusterView.read(self.api))
+            if result is not None:
+                return result
+            self.sleep(self.poll)
+        raise MigrationFailed("cordon protocol", None, failure)
+
+
+def _gone(view: ClusterView, pod: PodInfo) -> bool:
+    current = view.pod(pod.namespace, pod.name)
+    return current is None or current.uid != pod.uid or current.terminating
 
 
 def reconcile(api: KubeApi, namespace: str) -> list[str]:

@@ -12,6 +12,7 @@ counted once (REACH counts them twice on its own node).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -325,9 +326,11 @@ def reach_payload(
 ) -> dict[str, Any]:
     """The exact body REACH's pod-migrator POSTs to ``/get_action``.
 
-    ``cpu_availability`` is free millicores, ``memory_availability`` free GiB;
-    pods whose deployable list is empty are left out of ``pod_deployable`` (the
-    policy server refuses empty lists).
+    ``cpu_availability`` is free millicores, ``memory_availability`` free GiB (both
+    floored at 0), over the nodes ``node_selector`` picks. Every application pod on
+    one of those nodes is listed under its service, and in ``pod_deployable`` with
+    the nodes it fits (possibly none: the server then answers a stop). A replacement
+    still in flight (not adopted yet) is no replica of its own and is left out.
     """
     nodes = view.selected_nodes(node_selector)
     names = {n.name for n in nodes}
@@ -342,15 +345,13 @@ def reach_payload(
     services: dict[str, Any] = {}
     deployable: dict[str, list[str]] = {}
     for pod in view.app_pods(namespace, selector):
-        if pod.node not in names:
-            continue  # unscheduled, or on a node the policy does not know
+        if pod.node not in names or pod.labels.get(markers.ROLE) == "replacement":
+            continue  # unscheduled, on a node the policy does not know, or in flight
         entry = services.setdefault(
             pod.service, {"service_name": pod.service, "pods": []}
         )
         entry["pods"].append({"node_name": pod.node, "pod_name": pod.name})
-        targets = view.deployable(pod, nodes)
-        if targets:
-            deployable[pod.name] = targets
+        deployable[pod.name] = view.deployable(pod, nodes)
     return {
         "cluster_state": {"nodes": body_nodes, "services": services},
         "pod_deployable": deployable,
@@ -364,6 +365,9 @@ def two_tier_nodes(
 ) -> dict[str, dict[str, float | int]]:
     """The ``nodes`` map of a ``/v1/route`` or ``/v1/schedule`` body.
 
+    ``busy_cores`` counts a core busy as soon as any of it is requested (ceil),
+    at most the node's whole allocatable cores.
+
     Args:
         view: the cluster.
         names: Kubernetes node name -> scenario node name (``<region>/<pool>-<i>``).
@@ -376,6 +380,6 @@ def two_tier_nodes(
         cpu, _ = view.requested(node.name)
         out[names[node.name]] = {
             "queue_wait_s": float((queue_wait_s or {}).get(node.name, 0.0)),
-            "busy_cores": int(min(round(cpu), round(node.cpu))),
+            "busy_cores": min(math.ceil(cpu - 1e-9), math.floor(node.cpu)),
         }
     return out

@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        cfg = load_config(os.environ, *[], *args.config)
+        cfg = load_config(os.environ, *args.config)
         if args.mode:
             cfg.migrator.mode = RunMode(args.mode)
         check(cfg)
@@ -98,8 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot start: %s", err)
         return 2
     mig = cfg.migrator
-    migrator = PodMigrator(api, Timeouts(ready=mig.ready_timeout,
-                                         handover=mig.handover_timeout))  # fmt: skip
+    migrator = PodMigrator(
+        api,
+        Timeouts(ready=mig.ready_timeout, handover=mig.handover_timeout),
+        min_pod_age=mig.min_pod_age,
+    )
     executor: Callable[[MigratePod], Any] = (
         CordonMigrator(api, mig.ready_timeout) if mig.reach_cordon_mode
         else migrator.migrate
@@ -116,8 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("metrics on http://%s:%d/metrics", mig.metrics_host, port)
     policy = PolicyClient(mig.policy_url, mig.policy_timeout,
                           RetryPolicy(attempts=3, base_delay=0.5))  # fmt: skip
-    loop = MigratorLoop(cfg, api, actuator, policy, latency_source(cfg),
-                        TimeSeries(Path(mig.output)), telemetry)  # fmt: skip
+    loop = MigratorLoop(
+        cfg, api, actuator, policy, latency_source(cfg), TimeSeries(Path(mig.output)),
+        telemetry, preflight=None if mig.reach_cordon_mode else migrator.preflight,
+    )  # fmt: skip
 
     def stop(signum: int, frame: types.FrameType | None) -> None:
         log.warning("signal %d: stopping after this step", signum)

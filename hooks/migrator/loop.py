@@ -17,7 +17,12 @@ from hooks.actions import MigratePod
 from hooks.config import HooksConfig
 from hooks.errors import HookError
 from hooks.kubernetes.client import KubeApi
-from hooks.kubernetes.migration import GuardRailError, MigrationResult, PodMigrator
+from hooks.kubernetes.migration import (
+    GuardRailError,
+    MigrationFailed,
+    MigrationResult,
+    PodMigrator,
+)
 from hooks.kubernetes.state import ClusterView, reach_payload
 from hooks.migrator.policy import Decision, PolicyClient
 from hooks.migrator.telemetry import Telemetry
@@ -73,6 +78,10 @@ class StepResult:
 
     stop: bool
     moved: bool
+    refused: bool = False
+    """A guard rail refused the move."""
+    failed: bool = False
+    """The move started but was settled without completing (see the row)."""
 
 
 class MigratorLoop:
@@ -88,6 +97,7 @@ class MigratorLoop:
         series: TimeSeries,
         telemetry: Telemetry,
         sleep: Callable[[float], None] = time.sleep,
+        preflight: Callable[[MigratePod, ClusterView], object] | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api
@@ -97,6 +107,7 @@ class MigratorLoop:
         self.series = series
         self.telemetry = telemetry
         self.sleep = sleep
+        self.preflight = preflight
         self.rate = RateLimit(
             cfg.migrator.max_migrations_per_interval, cfg.migrator.rate_interval
         )
@@ -148,7 +159,11 @@ class MigratorLoop:
 
     # ------------------------------------------------------------ one step
     def step(self, latency: float | None) -> StepResult:
-        """Ask the policy once and carry out its answer."""
+        """Ask the policy once and carry out its answer.
+
+        A refused move (a guard rail) is recorded and ends the step with
+        ``refused``: the same state would get the same answer again.
+        """
         k8s = self.cfg.kubernetes
         started = time.monotonic()
         view = self.state()
@@ -165,61 +180,68 @@ class MigratorLoop:
         if decision.is_stop:
             self.series.record(Row("stop", latency, mode=self.mode), extra)
             return StepResult(stop=True, moved=False)
-        actions = plan(view, k8s.namespace, decision)
-        wait = self.rate.wait_time()
-        if wait > 0:
-            log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
-                        self.rate.limit, self.rate.interval, wait)  # fmt: skip
-            self.sleep(wait)
-        moved = False
-        for action in actions:
-            row = {
-                "current_node": action.current_node,
-                "target_node": action.target_node,
-                "target_pod": action.pod,
-                "mode": self.mode,
-            }
-            try:
-                result = self.actuator.apply(action)
-            except GuardRailError as err:
-                self.telemetry.migrations.labels(outcome="refused").inc()
-                self.series.record(
-                    Row("refused", latency, outcome=err.reason, **row), extra
-                )
-                log.warning("%s", err)
-                continue
-            except HookError as err:
-                self.telemetry.migrations.labels(outcome="failed").inc()
-                self.series.record(
-                    Row("error", latency, outcome=str(err), **row), extra
-                )
-                raise
-            self.rate.record()
-            moved = True
-            if isinstance(result, MigrationResult):
-                new_pod, mid, out = (
-                    result.replacement,
-                    result.migration_id,
-                    result.outcome,
-                )
-            else:  # dry-run: the virtual cluster moves instead
-                self.virtual = view.with_move(action.namespace, action.pod,
-                                              action.target_node)  # fmt: skip
-                new_pod, mid, out = action.pod, "", "planned"
+        current = view.pod(k8s.namespace, decision.pod_name)
+        row = {
+            "current_node": current.node if current else "",
+            "target_node": decision.target_node,
+            "target_pod": decision.pod_name,
+            "mode": self.mode,
+        }
+        try:
+            actions = plan(view, k8s.namespace, decision)
+            wait = self.rate.wait_time()
+            if wait > 0:
+                log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
+                            self.rate.limit, self.rate.interval, wait)  # fmt: skip
+                self.sleep(wait)
+            results = [self._act(action, view) for action in actions]
+        except GuardRailError as err:
+            self.telemetry.migrations.labels(outcome="refused").inc()
+            self.series.record(
+                Row("refused", latency, outcome=err.reason, **row), extra
+            )
+            log.warning("%s", err)
+            return StepResult(stop=False, moved=False, refused=True)
+        except MigrationFailed as err:
+            self.telemetry.migrations.labels(outcome="failed").inc()
+            self.series.record(
+                Row("rollback", latency, outcome=err.reason, **row), extra
+            )
+            return StepResult(stop=False, moved=False, failed=True)
+        except HookError as err:
+            self.telemetry.migrations.labels(outcome="failed").inc()
+            self.series.record(Row("error", latency, outcome=str(err), **row), extra)
+            raise
+        for new_pod, mid, out in results:
             self.telemetry.migrations.labels(outcome=out).inc()
             self.series.record(
                 Row("rescheduling", latency, new_pod=new_pod, migration_id=mid,
                     outcome=out, **row), extra,
             )  # fmt: skip
         self.telemetry.step_seconds.observe(time.monotonic() - started)
-        return StepResult(stop=False, moved=moved)
+        return StepResult(stop=False, moved=bool(actions))
+
+    def _act(self, action: MigratePod, view: ClusterView) -> tuple[str, str, str]:
+        """Apply one move: (new pod, migration id, outcome)."""
+        if self.actuator.mode is not Mode.LIVE and self.preflight is not None:
+            self.preflight(action, view)  # reads only: what live would refuse
+        result = self.actuator.apply(action)
+        self.rate.record()
+        if isinstance(result, MigrationResult):
+            return result.replacement, result.migration_id, result.outcome
+        # dry-run: the virtual cluster moves instead
+        self.virtual = view.with_move(action.namespace, action.pod, action.target_node)
+        return action.pod, "", "planned"
 
     # ------------------------------------------------------------ modes
     def run_once(self) -> int:
-        """One episode: until the policy stops or ``MAX_STEP`` moves."""
+        """One episode: until a stop, ``MAX_STEP`` steps, a refusal or a failure.
+
+        Returns 1 if a move failed (it was settled), else 0.
+        """
         mig = self.cfg.migrator
         self.series.record(Row("experiment_start", mode=self.mode))
-        moves = 0
+        moves, failed = 0, False
         for _ in range(mig.max_step):
             if self.stopping:
                 break
@@ -231,11 +253,12 @@ class MigratorLoop:
             result = self.step(self.latency())
             self.telemetry.beat()
             moves += result.moved
-            if result.stop:
+            failed = failed or result.failed
+            if result.stop or result.refused or result.failed:
                 break
         self.series.record(Row("latency", self.latency(), mode=self.mode))
-        log.info("episode done: %d move(s)", moves)
-        return 0
+        log.info("episode done: %d move(s)%s", moves, ", one failed" if failed else "")
+        return 1 if failed else 0
 
     def run_monitor(self) -> int:
         """Poll the latency; act once whenever it is above ``QOS_THRESHOLD``."""

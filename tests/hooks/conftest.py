@@ -51,24 +51,36 @@ def small_cluster(double: KubeDouble) -> None:
 
 
 @pytest.fixture
-def double() -> Iterator[KubeDouble]:
+def bare_double() -> Iterator[KubeDouble]:
+    """A double with nothing in it."""
     with KubeDouble() as d:
-        small_cluster(d)
-        d.requests.clear()
         yield d
 
 
 @pytest.fixture
-def kubeconfig(double: KubeDouble, tmp_path: Path) -> Path:
-    return write_kubeconfig(tmp_path / "kubeconfig", double.url)
+def double(bare_double: KubeDouble) -> KubeDouble:
+    """The small cluster, requests recorded from here on."""
+    small_cluster(bare_double)
+    bare_double.requests.clear()
+    return bare_double
+
+
+def fast_api(kubeconfig: Path, attempts: int = 4) -> KubeApi:
+    """The hooks' client from a kubeconfig, with millisecond backoffs."""
+    cfg = KubernetesConfig(kubeconfig=str(kubeconfig), request_timeout=5.0)
+    return KubeApi(
+        make_api_client(cfg, {}),
+        RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05),
+        timeout=5.0,
+        sleep=lambda s: None,
+    )
+
+
+@pytest.fixture
+def kubeconfig(bare_double: KubeDouble, tmp_path: Path) -> Path:
+    return write_kubeconfig(tmp_path / "kubeconfig", bare_double.url)
 
 
 @pytest.fixture
 def api(kubeconfig: Path) -> KubeApi:
-    cfg = KubernetesConfig(kubeconfig=str(kubeconfig), request_timeout=5.0)
-    return KubeApi(
-        make_api_client(cfg, {}),
-        RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05),
-        timeout=5.0,
-        sleep=lambda s: None,
-    )
+    return fast_api(kubeconfig)

@@ -209,12 +209,19 @@ class ApiError(Exception):
 
 @dataclass
 class Knobs:
-    ready_delay: float = 0.15
+    ready_delay: float = 0.05
     """Seconds from scheduling to Running + Ready."""
     never_ready: Callable[[dict[str, Any]], bool] = lambda pod: False
     fail: Callable[[dict[str, Any]], bool] = lambda pod: False
     keep_events: int = 100_000
     """Events older than the newest ``keep_events`` are compacted (410)."""
+    honour_deletion_cost: bool = True
+    """False: the ReplicaSet ignores ``pod-deletion-cost`` (before 1.22, or the
+    feature gate off), so ties fall to the later rules."""
+    grace: float = 0.1
+    """Seconds a deleted, scheduled pod stays terminating (``deletionTimestamp``
+    set, still listed) before it is removed; a DELETE's ``gracePeriodSeconds``
+    overrides it, 0 removes at once."""
 
 
 class KubeDouble:
@@ -237,6 +244,8 @@ class KubeDouble:
         self.rng = random.Random(seed)
         self._scheduled_at: dict[str, float] = {}
         self._ready_at: dict[str, float] = {}
+        self._created_seq: dict[str, int] = {}
+        self._remove_at: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -244,7 +253,9 @@ class KubeDouble:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> KubeDouble:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), daemon=True
+        ).start()
         threading.Thread(target=self._tick_forever, daemon=True).start()
         return self
 
@@ -260,7 +271,7 @@ class KubeDouble:
         self.stop()
 
     def _tick_forever(self) -> None:
-        while not self._stop.wait(0.03):
+        while not self._stop.wait(0.01):
             with self.lock:
                 self.reconcile()
 
@@ -369,6 +380,59 @@ class KubeDouble:
         }
         with self.lock:
             self._create("PodDisruptionBudget", ns, pdb)
+
+    def add_pod(
+        self,
+        ns: str,
+        name: str,
+        node: str | None,
+        cpu: str = "100m",
+        memory: str = "128Mi",
+        labels: dict[str, str] | None = None,
+        phase: str = "Running",
+        ready: bool = True,
+        spec: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A bare pod already placed (``node``) in ``phase``: the kubelet leaves it."""
+        pod = {
+            "metadata": {"name": name, "labels": dict(labels or {})},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "example/app:1",
+                        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+                    }
+                ],
+                **({"nodeName": node} if node else {}),
+                **(spec or {}),
+            },
+        }
+        with self.lock:
+            created = self._create("Pod", ns, pod)
+            created["status"] = {
+                "phase": phase,
+                "conditions": [
+                    {"type": "Ready", "status": "True" if ready else "False"}
+                ],
+            }
+            return copy.deepcopy(created)
+
+    def set_node(
+        self, name: str, ready: bool | None = None, unschedulable: bool | None = None
+    ) -> None:
+        """Flip a node's Ready condition or cordon, as a kubelet or an admin would."""
+        with self.lock:
+            node = self.store["Node"][("", name)]
+            old = copy.deepcopy(node)
+            if ready is not None:
+                node["status"]["conditions"] = [
+                    {"type": "Ready", "status": "True" if ready else "False"}
+                ]
+            if unschedulable is not None:
+                node["spec"]["unschedulable"] = unschedulable
+            self._update("Node", node, old)
+            self.reconcile()
 
     def add_hpa(self, ns: str, name: str, deployment: str) -> None:
         hpa = {
@@ -492,6 +556,7 @@ class KubeDouble:
             resourceVersion=self._bump(),
         )
         meta.setdefault("labels", {})
+        self._created_seq[meta["uid"]] = self.rv
         obj["apiVersion"], obj["kind"] = _API_VERSION[kind], kind
         if kind == "Pod":
             obj.setdefault("status", {})["phase"] = "Pending"
@@ -504,11 +569,32 @@ class KubeDouble:
         obj["metadata"]["resourceVersion"] = self._bump()
         self._emit(kind, "MODIFIED", obj, old)
 
-    def _delete(self, kind: str, ns: str, name: str) -> dict[str, Any]:
+    def _delete(
+        self, kind: str, ns: str, name: str, grace: float | None = None
+    ) -> dict[str, Any]:
+        """Graceful for a scheduled pod (terminating, removed later), else at once."""
         obj = self.store[kind][(ns, name)]
-        old = copy.deepcopy(obj)
-        obj["metadata"]["deletionTimestamp"] = _now()
-        self._update(kind, obj, old)
+        grace = self.knobs.grace if grace is None else grace
+        scheduled = kind == "Pod" and bool(obj["spec"].get("nodeName"))
+        if obj["metadata"].get("deletionTimestamp") and (ns, name) in self._remove_at:
+            if grace > 0:
+                return obj  # already terminating
+        elif scheduled and grace > 0:
+            old = copy.deepcopy(obj)
+            obj["metadata"]["deletionTimestamp"] = _now()
+            obj["metadata"]["deletionGracePeriodSeconds"] = int(grace)
+            self._update(kind, obj, old)
+            self._remove_at[(ns, name)] = time.monotonic() + grace
+            return obj
+        return self._remove(kind, ns, name)
+
+    def _remove(self, kind: str, ns: str, name: str) -> dict[str, Any]:
+        obj = self.store[kind][(ns, name)]
+        self._remove_at.pop((ns, name), None)
+        if not obj["metadata"].get("deletionTimestamp"):
+            old = copy.deepcopy(obj)
+            obj["metadata"]["deletionTimestamp"] = _now()
+            self._update(kind, obj, old)
         del self.store[kind][(ns, name)]
         self._bump()
         self._emit(kind, "DELETED", obj, None)
@@ -612,6 +698,8 @@ class KubeDouble:
                 "controller.kubernetes.io/pod-deletion-cost", "0"
             )
         )
+        if not self.knobs.honour_deletion_cost:
+            cost = 0
         colocated = sum(1 for p in peers if node and p["spec"].get("nodeName") == node)
         ready_at = self._ready_at.get(pod["metadata"]["uid"], 0.0)
         return (
@@ -621,8 +709,7 @@ class KubeDouble:
             cost,
             -colocated,
             -ready_at,
-            pod["metadata"]["creationTimestamp"],
-            -int(pod["metadata"]["resourceVersion"]),
+            -self._created_seq.get(pod["metadata"]["uid"], 0),
         )
 
     def _fits(self, pod: dict[str, Any], node: dict[str, Any]) -> bool:
@@ -682,12 +769,16 @@ class KubeDouble:
 
     def _kubelet(self) -> None:
         now = time.monotonic()
+        for (ns, name), at in list(self._remove_at.items()):
+            if now >= at and (ns, name) in self.store["Pod"]:
+                self._remove("Pod", ns, name)
         for pod in self.store["Pod"].values():
             uid = pod["metadata"]["uid"]
             at = self._scheduled_at.get(uid)
             if (
                 at is None
                 or pod["status"]["phase"] != "Pending"
+                or pod["metadata"].get("deletionTimestamp")
                 or now - at < self.knobs.ready_delay
             ):
                 continue
@@ -707,6 +798,7 @@ class KubeDouble:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # one segment per answer: no 40 ms ACK waits
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -736,13 +828,16 @@ class KubeDouble:
                 self, code: int, payload: Any, headers: dict[str, str] | None = None
             ) -> None:
                 data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (a killed migrator)
 
             do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
@@ -779,7 +874,7 @@ class KubeDouble:
             if req.method == "GET":
                 return 200, self._list(kind, ns if m.group("ns") else None, req.query)
             if req.method == "POST":
-                body = req.body or {}
+                body = copy.deepcopy(req.body or {})  # the record stays as sent
                 if kind == "Pod" and not (body.get("spec") or {}).get("containers"):
                     raise ApiError(
                         422,
@@ -816,7 +911,8 @@ class KubeDouble:
             self._update(kind, obj, old)
             return 200, copy.deepcopy(obj)
         if req.method == "DELETE":
-            pre = (req.body or {}).get("preconditions") or {}
+            options = req.body or {}
+            pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
                 raise ApiError(
                     409,
@@ -826,7 +922,10 @@ class KubeDouble:
                     kind,
                     name,
                 )
-            return 200, copy.deepcopy(self._delete(kind, ns, name))
+            grace = options.get("gracePeriodSeconds")
+            return 200, copy.deepcopy(
+                self._delete(kind, ns, name, None if grace is None else float(grace))
+            )
         raise ApiError(405, "MethodNotAllowed", req.method)
 
     def _list(self, kind: str, ns: str | None, query: dict[str, str]) -> dict[str, Any]:
