@@ -7,6 +7,7 @@ it was sent. The end-to-end test uses the real policy server instead.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,3 +91,44 @@ def by_service(moves: list[tuple[str, str]]) -> Callable[[dict[str, Any], int], 
         return {"pod_name": pod["pod_name"], "target_node": node, "is_stop": False}
 
     return answer
+
+
+class JsonStub:
+    """``GET`` anything -> a fixed JSON body (REACH's entry-service latency)."""
+
+    def __init__(self, body: dict[str, Any]):
+        self.body = body
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                data = json.dumps(stub.body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/latency"
+
+    def __enter__(self) -> JsonStub:
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (127.0.0.1)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
