@@ -1,0 +1,268 @@
+"""Kubernetes manifests, rendered by kustomize and validated offline (1.37 schemas).
+
+Every pod is held to Pod Security "restricted" plus a read-only root file system, and
+the RBAC to an allow-list that is also derived from what the migrator's source calls.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from .conftest import ROOT, tool
+
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ["base", "overlays/live", "overlays/reach-cordon", "overlays/federation"]
+PSS_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+               "persistentVolumeClaim", "projected", "secret"}  # fmt: skip
+FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate"}
+
+Rule = tuple[str, str, str, str]
+"""(scope, apiGroup, resource, verb); scope is ``cluster`` or ``namespace``."""
+
+BASE_RULES: set[Rule] = {
+    ("cluster", "", "nodes", "get"),
+    ("cluster", "", "nodes", "list"),
+    ("cluster", "", "pods", "list"),
+    ("namespace", "", "pods", "get"),
+    ("namespace", "", "pods", "list"),
+    ("namespace", "", "pods", "watch"),
+    ("namespace", "", "pods", "create"),
+    ("namespace", "", "pods", "patch"),
+    ("namespace", "", "pods", "delete"),
+    ("namespace", "apps", "replicasets", "get"),
+    ("namespace", "apps", "deployments", "list"),
+    ("namespace", "policy", "poddisruptionbudgets", "list"),
+}
+"""The allow-list: what the default (adopt-and-shed) migrator may do."""
+CORDON_RULES: set[Rule] = {
+    ("cluster", "", "nodes", "patch"),
+    ("namespace", "apps", "deployments", "patch"),
+    ("namespace", "apps", "deployments/scale", "get"),
+    ("namespace", "apps", "deployments/scale", "patch"),
+}
+"""What REACH's cordon protocol adds (overlays/reach-cordon only)."""
+
+
+@cache
+def render(overlay: str) -> tuple[dict[str, Any], ...]:
+    done = subprocess.run(
+        [tool("kubectl"), "kustomize", str(K8S / overlay)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
+
+
+def pod_specs(objects: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict]]:
+    for obj in objects:
+        spec = obj.get("spec", {})
+        template = spec.get("template") or spec.get("jobTemplate", {}).get(
+            "spec", {}
+        ).get("template")
+        if template:
+            yield f"{obj['kind']}/{obj['metadata']['name']}", template["spec"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_fits_the_kubernetes_schema(overlay: str) -> None:
+    objects = render(overlay)
+    assert objects
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.37.0", strict=True)
+
+
+def test_the_validator_does_reject_a_wrong_field() -> None:
+    deployment = next(o for o in render("base") if o["kind"] == "Deployment")
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.37.0", strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_meet_pod_security_restricted_and_more(overlay: str) -> None:
+    pods = list(pod_specs(render(overlay)))
+    assert pods
+    for name, spec in pods:
+        pod_ctx = spec.get("securityContext", {})
+        assert pod_ctx.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert pod_ctx.get("runAsNonRoot") is True, name
+        assert pod_ctx.get("runAsUser", 0) >= 10000, name
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(key), (name, key)
+        for volume in spec.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= PSS_VOLUMES, (name, volume)
+        containers = spec["containers"] + spec.get("initContainers", [])
+        for container in containers:
+            where = f"{name}/{container['name']}"
+            ctx = container.get("securityContext", {})
+            assert ctx.get("allowPrivilegeEscalation") is False, where
+            assert ctx.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not ctx.get("capabilities", {}).get("add"), where
+            assert not ctx.get("privileged"), where
+            assert ctx.get("readOnlyRootFilesystem") is True, where
+            assert ctx.get("runAsUser", 10001) != 0, where
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), (where, kind)
+            mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+            assert "/var/lib/frl" in mounts, where  # the one writable path
+            volume = next(v for v in spec["volumes"]
+                          if v["name"] == mounts["/var/lib/frl"]["name"])  # fmt: skip
+            assert "emptyDir" in volume, where
+
+
+def service_accounts_with_roles(objects: tuple[dict[str, Any], ...]) -> set[str]:
+    bound = set()
+    for obj in objects:
+        if obj["kind"] in {"RoleBinding", "ClusterRoleBinding"}:
+            for subject in obj.get("subjects", []):
+                if subject["kind"] == "ServiceAccount":
+                    bound.add(f"{subject['namespace']}/{subject['name']}")
+    return bound
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_tokens_only_where_the_api_is_called(overlay: str) -> None:
+    objects = render(overlay)
+    bound = service_accounts_with_roles(objects)
+    assert bound == {"frl/migrator"}
+    for obj in objects:
+        if obj["kind"] == "ServiceAccount":
+            assert obj.get("automountServiceAccountToken") is False, obj["metadata"]
+    for name, spec in pod_specs(objects):
+        account = spec.get("serviceAccountName", "default")
+        if name == "Deployment/migrator":
+            assert account == "migrator" and spec["automountServiceAccountToken"]
+        else:
+            assert spec.get("automountServiceAccountToken") is False, name
+            assert f"frl/{account}" not in bound, name
+
+
+def rules_of(objects: tuple[dict[str, Any], ...]) -> set[Rule]:
+    out: set[Rule] = set()
+    for obj in objects:
+        if obj["kind"] not in {"Role", "ClusterRole"}:
+            continue
+        scope = "cluster" if obj["kind"] == "ClusterRole" else "namespace"
+        assert "aggregationRule" not in obj
+        for rule in obj.get("rules", []):
+            assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        out.add((scope, group, resource, verb))
+    return out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rbac_is_the_allow_list_without_wildcards_or_escalation(overlay: str) -> None:
+    objects = render(overlay)
+    rules = rules_of(objects)
+    expected = BASE_RULES | (
+        CORDON_RULES if overlay.endswith("reach-cordon") else set()
+    )
+    assert rules == expected
+    for _, group, resource, verb in rules:
+        assert "*" not in group and "*" not in resource, (group, resource)
+        assert verb not in FORBIDDEN_VERBS, verb
+        assert resource not in {"secrets", "serviceaccounts/token", "roles",
+                                "rolebindings", "clusterroles"}  # fmt: skip
+    for obj in objects:
+        if obj["kind"] == "RoleBinding":
+            assert obj["roleRef"]["kind"] == "Role"  # never a namespaced ClusterRole
+            assert obj["metadata"]["namespace"] == "workload"
+        if obj["kind"] in {"Role", "RoleBinding"}:
+            assert obj["metadata"]["namespace"] == "workload"
+
+
+# ---------------------------------------------------------------- drift: the source
+
+_VERBS = {"read": "get", "list": "list", "create": "create", "delete": "delete",
+          "patch": "patch", "replace": "update"}  # fmt: skip
+_GROUPS = {"core": "", "apps": "apps", "policy": "policy", "autoscaling": "autoscaling"}
+_CALL = re.compile(r"\bapi\.(core|apps|policy|autoscaling)\.([a-z_]+)")
+_WATCH = re.compile(r"\.stream\([^)]*?\bapi\.(core|apps|policy)\.(list_[a-z_]+)", re.S)
+
+
+def permission(api: str, method: str) -> Rule:
+    """The RBAC rule a ``kubernetes`` client method needs (its naming convention)."""
+    verb, _, rest = method.partition("_")
+    scope = "cluster"
+    if rest.startswith("namespaced_"):
+        scope, rest = "namespace", rest.removeprefix("namespaced_")
+    if rest.endswith("_for_all_namespaces"):
+        rest = rest.removesuffix("_for_all_namespaces")
+    sub = ""
+    for suffix in ("scale", "status", "eviction"):
+        if rest.endswith(f"_{suffix}"):
+            rest, sub = rest.removesuffix(f"_{suffix}"), f"/{suffix}"
+    plural = rest.replace("_", "") + "s"
+    return scope, _GROUPS[api], plural + sub, _VERBS[verb]
+
+
+def migrator_modules() -> list[Path]:
+    """Source files of every ``hooks`` module ``python -m hooks.migrator`` imports."""
+    code = (
+        "import sys, hooks.migrator.__main__; "
+        "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
+        "if m.__name__.startswith('hooks') and getattr(m, '__file__', None)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, check=True, cwd=ROOT)  # fmt: skip
+    return sorted(Path(line) for line in done.stdout.split())
+
+
+def test_permission_parser_reads_client_method_names() -> None:
+    assert permission("core", "list_pod_for_all_namespaces") == (
+        "cluster", "", "pods", "list")  # fmt: skip
+    assert permission("apps", "patch_namespaced_deployment_scale") == (
+        "namespace", "apps", "deployments/scale", "patch")  # fmt: skip
+    assert permission("policy", "list_namespaced_pod_disruption_budget") == (
+        "namespace", "policy", "poddisruptionbudgets", "list")  # fmt: skip
+    assert permission("core", "create_namespaced_pod_eviction")[2] == "pods/eviction"
+
+
+def test_rbac_grants_exactly_what_the_migrator_source_calls() -> None:
+    files = migrator_modules()
+    assert any(f.name == "migration.py" for f in files)
+    needed: set[Rule] = set()
+    for file in files:
+        source = file.read_text()
+        ast.parse(source)  # a module that does not parse would hide calls
+        for api, method in _CALL.findall(source):
+            if api != "policy" or "_" in method:  # api.policy is also the retry policy
+                needed.add(permission(api, method))
+        for api, method in _WATCH.findall(source):
+            scope, group, resource, _ = permission(api, method)
+            needed.add((scope, group, resource, "watch"))
+    granted = BASE_RULES | CORDON_RULES
+    assert needed <= granted, f"calls without a grant: {sorted(needed - granted)}"
+    assert granted <= needed, f"grants nothing calls: {sorted(granted - needed)}"
+
+
+def test_dry_run_is_the_default_and_live_only_in_live_overlays() -> None:
+    def env_of(overlay: str) -> dict[str, str]:
+        (config,) = [o for o in render(overlay)
+                     if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "migrator-env"]  # fmt: skip
+        data: dict[str, str] = config["data"]
+        return data
+
+    assert env_of("base")["INTEGRATION_MODE"] == "dry-run"
+    assert env_of("overlays/federation")["INTEGRATION_MODE"] == "dry-run"
+    assert env_of("overlays/live")["INTEGRATION_MODE"] == "live"
+    cordon = env_of("overlays/reach-cordon")
+    assert cordon["INTEGRATION_MODE"] == "live" and cordon["HOOKS_REACH_CORDON_MODE"]
+    assert env_of("base")["POLICY_URL"] == "http://127.0.0.1:5000/get_action"
