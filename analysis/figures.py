@@ -1,0 +1,475 @@
+"""Paper figures of an experiment (``scripts.plot_results``): PNG and PDF each.
+
+Sized for one column (3.4 in wide) with 8-9 pt fonts, the Okabe-Ito colour-blind
+safe palette, labelled axes with units, and a legend on every multi-series plot.
+Each function returns the files it wrote (none when the experiment lacks the data).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from analysis.collect import LEARNED, Collected, final_learned, heuristics
+from analysis.pareto import hypervolume_2d, non_dominated
+
+PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+)
+"""Okabe & Ito (2008): distinguishable with every common colour-vision deficiency."""
+
+COLUMN_WIDTH = 3.4
+"""Inches: one column of a two-column paper."""
+
+STYLE: Any = {
+    "font.size": 8,
+    "axes.labelsize": 8,
+    "axes.titlesize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
+}
+
+METRIC_LABELS = {
+    "normalised_score": "normalised score (0 = random, 1 = best heuristic)",
+    "score": "score",
+    "mean_reward": "mean reward per decision",
+    "latency_p95_ms": "p95 latency (ms)",
+    "slo_violation_rate": "SLO violation rate",
+    "carbon_g_per_1k": "carbon (gCO$_2$ per 1k requests)",
+    "cost_usd_per_1k": "cost (USD per 1k requests)",
+    "latency_reduction_pct": "latency reduction (%)",
+}
+
+
+def colour(i: int) -> str:
+    """The ``i``-th palette colour (cycling)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def save(fig: Figure, out: Path, name: str) -> list[Path]:
+    """Write ``name``.png (200 dpi) and ``name``.pdf into ``out``; close the figure."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=200)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------- latency CDF
+
+
+def _mean_quantile_function(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Average of quantile functions (Vincentization) over the frame's rows."""
+    return np.asarray(frame[columns].mean(axis=0), dtype=float)
+
+
+def latency_cdf(
+    collected: Collected,
+    out: Path,
+    heuristic_names: tuple[str, ...] = ("random", "latency", "least_loaded"),
+) -> list[Path]:
+    """Latency CDF per policy: pooled requests and each request type with its SLO.
+
+    Each training seed's curve averages the quantile functions of its regions and
+    evaluation seeds; the line is the median over training seeds and the band their
+    range. Heuristics (same for every seed) are dashed.
+    """
+    sketches = collected.quantiles
+    if sketches.empty:
+        return []
+    columns = [c for c in sketches.columns if c.startswith("q")]
+    levels = np.array([float(c[1:]) for c in columns])
+    types = list(dict.fromkeys(sketches["request_type"].astype(str)))
+    types = ["all"] + [t for t in types if t != "all"]
+    runs = collected.runs.set_index("run")
+    last = sketches[sketches["policy"].isin(LEARNED)].groupby("run")["round"].max()
+    ncols = min(3, len(types))
+    nrows = math.ceil(len(types) / ncols)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            nrows,
+            ncols,
+            figsize=(COLUMN_WIDTH * 2, 2.0 * nrows + 0.4),
+            squeeze=False,
+            sharey=True,
+        )
+        handles: dict[str, Any] = {}
+        for ax, kind in zip(axes.flat, types, strict=False):
+            part = sketches[sketches["request_type"].astype(str) == kind]
+            learned = part[part["policy"].isin(LEARNED)]
+            learned = learned[learned["round"] == learned["run"].map(last)]
+            learned = learned.assign(group=learned["run"].map(runs["group"]))
+            for i, (group, rows) in enumerate(learned.groupby("group")):
+                curves = np.array(
+                    [
+                        _mean_quantile_function(r, columns)
+                        for _, r in rows.groupby("run")
+                    ]
+                )
+                median = np.nanmedian(curves, axis=0)
+                (line,) = ax.plot(median, levels, color=colour(i), lw=1.2)
+                ax.fill_betweenx(
+                    levels,
+                    np.nanmin(curves, axis=0),
+                    np.nanmax(curves, axis=0),
+                    color=colour(i),
+                    alpha=0.2,
+                    lw=0,
+                )
+                handles[f"{group} (n={len(curves)})"] = line
+            fixed = part[~part["policy"].isin(LEARNED)]
+            if not fixed.empty:
+                fixed = fixed[fixed["run"] == sorted(fixed["run"].unique())[0]]
+            for j, name in enumerate(heuristic_names):
+                rows = fixed[fixed["policy"] == name]
+                if rows.empty:
+                    continue
+                curve = _mean_quantile_function(rows, columns)
+                (line,) = ax.plot(
+                    curve, levels, color="0.35", lw=1.0, ls=("--", ":", "-.")[j % 3]
+                )
+                handles[name] = line
+            slo = part["slo_ms"].dropna() if "slo_ms" in part else pd.Series()
+            if kind != "all" and len(slo):
+                ax.axvline(float(slo.iloc[0]), color="#D55E00", lw=0.8)
+                ax.text(float(slo.iloc[0]), 0.03, " SLO", color="#D55E00", fontsize=7)
+            ax.set_xscale("log")
+            ax.set_title("all requests" if kind == "all" else kind)
+            ax.set_xlabel("latency (ms)")
+            ax.grid(alpha=0.3, lw=0.5)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("fraction of requests")
+        for ax in list(axes.flat)[len(types) :]:
+            ax.set_visible(False)
+        fig.legend(
+            list(handles.values()),
+            list(handles.keys()),
+            loc="lower center",
+            ncol=min(4, len(handles)),
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.02),
+        )
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        return save(fig, out, "latency_cdf")
+
+
+# ---------------------------------------------------------------- learning curves
+
+
+def learning_curves(curves: pd.DataFrame, out: Path) -> list[Path]:
+    """Score vs total env steps per group: line = IQM (or mean), band = 95% CI."""
+    if curves.empty:
+        return []
+    metric = str(curves["metric"].iloc[0])
+    estimator = str(curves["estimator"].iloc[0])
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.4))
+        for i, (group, part) in enumerate(curves.groupby("group")):
+            part = part.sort_values("env_steps")
+            n = int(part["n_runs"].min())
+            ax.plot(
+                part["env_steps"],
+                part["point"],
+                marker="o",
+                ms=2.5,
+                color=colour(i),
+                label=f"{group} (n={n})",
+            )
+            ax.fill_between(
+                part["env_steps"],
+                part["ci_low"],
+                part["ci_high"],
+                color=colour(i),
+                alpha=0.2,
+                lw=0,
+            )
+        if metric == "normalised_score":
+            for level in (0.0, 1.0):
+                ax.axhline(level, color="0.5", lw=0.6, ls=":")
+        ax.set_xlabel("total env steps (all regions)")
+        ax.set_ylabel(f"{estimator.upper()} {METRIC_LABELS.get(metric, metric)}")
+        ax.legend(frameon=False)
+        ax.grid(alpha=0.3, lw=0.5)
+        return save(fig, out, "learning_curves")
+
+
+# ---------------------------------------------------------------- intervals
+
+
+def _interval_axes(ax: Axes, rows: pd.DataFrame, colour_of: dict[str, str]) -> None:
+    rows = rows.reset_index(drop=True)
+    for y, row in rows.iterrows():
+        c = colour_of.get(str(row["algorithm"]), "0.4")
+        low = row["ci_low"] if math.isfinite(row["ci_low"]) else row["point"]
+        high = row["ci_high"] if math.isfinite(row["ci_high"]) else row["point"]
+        ax.plot([low, high], [y, y], color=c, lw=4, alpha=0.5, solid_capstyle="butt")
+        ax.plot([row["point"]], [y], "|", color="black", ms=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(
+        [
+            f"{a} ({'eval seeds' if r == 'eval_seeds' else 'n=' + str(n)})"
+            for a, r, n in zip(
+                rows["algorithm"], rows["runs_are"], rows["n_runs"], strict=True
+            )
+        ]
+    )
+    ax.grid(axis="x", alpha=0.3, lw=0.5)
+
+
+def interval_plot(summary: pd.DataFrame, out: Path) -> list[Path]:
+    """IQM and mean of the normalised score per algorithm, 95% stratified CIs."""
+    rows = summary[
+        (summary["metric"] == "normalised_score")
+        & summary["estimator"].isin(("iqm", "mean"))
+    ]
+    if rows.empty:
+        return []
+    algorithms = list(dict.fromkeys(rows["algorithm"]))
+    colour_of = {a: colour(i) for i, a in enumerate(algorithms)}
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            1, 2, figsize=(COLUMN_WIDTH * 2, 0.3 * len(algorithms) + 1.0), sharey=True
+        )
+        for ax, estimator in zip(axes, ("iqm", "mean"), strict=True):
+            part = rows[rows["estimator"] == estimator]
+            part = part.set_index("algorithm").reindex(algorithms).reset_index()
+            _interval_axes(ax, part, colour_of)
+            for level in (0.0, 1.0):
+                ax.axvline(level, color="0.5", lw=0.6, ls=":")
+            ax.set_title(estimator.upper())
+            ax.set_xlabel("normalised score (0 = random, 1 = best heuristic)")
+        fig.tight_layout()
+        return save(fig, out, "interval_estimates")
+
+
+def poi_plot(summary: pd.DataFrame, out: Path) -> list[Path]:
+    """P(algorithm > reference) with 95% CIs; 0.5 = no difference."""
+    rows = summary[summary["estimator"].str.startswith("poi_vs_")]
+    if rows.empty:
+        return []
+    reference = str(rows["estimator"].iloc[0]).removeprefix("poi_vs_")
+    algorithms = list(dict.fromkeys(rows["algorithm"]))
+    colour_of = {a: colour(i) for i, a in enumerate(algorithms)}
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.3 * len(algorithms) + 0.9))
+        _interval_axes(ax, rows, colour_of)
+        ax.axvline(0.5, color="0.5", lw=0.6, ls=":")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"P(algorithm > {reference})")
+        fig.tight_layout()
+        return save(fig, out, "probability_of_improvement")
+
+
+# ---------------------------------------------------------------- Pareto front
+
+
+def pareto_points(collected: Collected, latency: str) -> pd.DataFrame:
+    """Per group: mean over runs of the final policy's metrics (regions, seeds)."""
+    rows = final_learned(collected)
+    needed = [latency, "carbon_g_per_1k", "cost_usd_per_1k"]
+    if rows.empty or any(c not in rows for c in needed):
+        return pd.DataFrame()
+    complete = collected.runs.loc[collected.runs["complete"] == 1, "run"]
+    rows = rows[rows["run"].isin(complete)]
+    per_run = rows.groupby("run", as_index=False)[needed].mean()
+    info = collected.runs.set_index("run")
+    per_run["group"] = per_run["run"].map(info["group"])
+    per_run["strategy"] = per_run["run"].map(info["strategy"])
+    points = per_run.groupby(["strategy", "group"], as_index=False)[needed].mean()
+    points["n_runs"] = per_run.groupby(["strategy", "group"]).size().to_numpy()
+    return points
+
+
+def pareto_front(
+    collected: Collected, out: Path, latency: str = "latency_p95_ms"
+) -> tuple[list[Path], pd.DataFrame]:
+    """Latency vs carbon per sweep cell, coloured by cost; non-dominated circled.
+
+    Hypervolume (both objectives minimised) per strategy, with the reference point
+    1.1 x the worst latency and the worst carbon of every point drawn (learned and
+    heuristic), so all fronts share one reference. Returns the files and the table.
+    """
+    points = pareto_points(collected, latency)
+    if points.empty:
+        return [], pd.DataFrame()
+    fixed = heuristics(collected)
+    fixed = (
+        fixed[fixed["run"] == sorted(fixed["run"].unique())[0]] if len(fixed) else fixed
+    )
+    ref_points = (
+        fixed.groupby("policy")[[latency, "carbon_g_per_1k", "cost_usd_per_1k"]]
+        .mean()
+        .reset_index()
+        if len(fixed)
+        else pd.DataFrame(columns=["policy", latency, "carbon_g_per_1k"])
+    )
+    every = pd.concat(
+        [points[["carbon_g_per_1k", latency]], ref_points[["carbon_g_per_1k", latency]]]
+    )
+    reference = 1.1 * every.max().to_numpy()
+    table = []
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.8))
+        scatter = ax.scatter(
+            points["carbon_g_per_1k"],
+            points[latency],
+            c=points["cost_usd_per_1k"],
+            cmap="cividis",
+            s=22,
+            zorder=3,
+        )
+        markers = ("o", "s", "^", "D")
+        for i, (strategy, part) in enumerate(points.groupby("strategy")):
+            xy = part[["carbon_g_per_1k", latency]].to_numpy()
+            front = non_dominated(xy)
+            ordered = xy[front][np.argsort(xy[front][:, 0])]
+            ax.plot(
+                ordered[:, 0],
+                ordered[:, 1],
+                color=colour(i),
+                lw=1.0,
+                marker=markers[i % 4],
+                mfc="none",
+                ms=8,
+                label=f"{strategy}: non-dominated",
+            )
+            table.append(
+                {
+                    "strategy": strategy,
+                    "hypervolume": hypervolume_2d(xy, reference),
+                    "points": len(xy),
+                    "non_dominated": int(front.sum()),
+                    "ref_carbon_g_per_1k": reference[0],
+                    f"ref_{latency}": reference[1],
+                }
+            )
+        for _, row in ref_points.iterrows():
+            ax.scatter(
+                row["carbon_g_per_1k"],
+                row[latency],
+                marker="x",
+                color="0.3",
+                s=18,
+                zorder=2,
+            )
+            ax.annotate(
+                str(row["policy"]),
+                (row["carbon_g_per_1k"], row[latency]),
+                fontsize=6,
+                color="0.3",
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
+        ax.set_xlabel(METRIC_LABELS["carbon_g_per_1k"])
+        ax.set_ylabel(METRIC_LABELS.get(latency, latency))
+        fig.colorbar(scatter, ax=ax, label=METRIC_LABELS["cost_usd_per_1k"])
+        ax.legend(frameon=False, loc="upper right")
+        ax.grid(alpha=0.3, lw=0.5)
+        return save(fig, out, f"pareto_{latency}"), pd.DataFrame(table)
+
+
+# ---------------------------------------------------------------- per-region gain
+
+
+def region_gain_plot(gains: pd.DataFrame, out: Path) -> list[Path]:
+    """Per region: each strategy's mean normalised score minus the reference's."""
+    if gains.empty:
+        return []
+    reference = str(gains["reference"].iloc[0])
+    tasks = list(dict.fromkeys(gains["region"]))
+    groups = list(dict.fromkeys(gains["group"]))
+    width = 0.8 / max(len(groups), 1)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.4))
+        for i, group in enumerate(groups):
+            part = gains[gains["group"] == group].set_index("region").reindex(tasks)
+            x = np.arange(len(tasks)) + (i - (len(groups) - 1) / 2) * width
+            low = (part["gain"] - part["ci_low"]).clip(lower=0).fillna(0)
+            high = (part["ci_high"] - part["gain"]).clip(lower=0).fillna(0)
+            ax.bar(x, part["gain"], width, color=colour(i), label=group)
+            ax.errorbar(x, part["gain"], yerr=[low, high], fmt="none", ecolor="0.2")
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xticks(range(len(tasks)))
+        ax.set_xticklabels(tasks)
+        ax.set_xlabel("region")
+        ax.set_ylabel(f"gain over {reference}\n(normalised score)")
+        ax.legend(frameon=False, ncol=min(3, len(groups)))
+        ax.grid(axis="y", alpha=0.3, lw=0.5)
+        return save(fig, out, f"region_gain_vs_{reference}")
+
+
+# ---------------------------------------------------------------- rescheduling
+
+
+def reschedule_plot(collected: Collected, out: Path) -> list[Path]:
+    """Final latency vs moves per episode: learned policies and heuristics."""
+    episodes = collected.episodes
+    if episodes.empty:
+        return []
+    info = collected.runs.set_index("run")
+    learned = episodes[episodes["policy"].isin(LEARNED)]
+    learned = learned[
+        learned["round"] == learned["run"].map(learned.groupby("run")["round"].max())
+    ]
+    fixed = episodes[~episodes["policy"].isin(LEARNED)]
+    fixed = (
+        fixed[fixed["run"] == sorted(fixed["run"].unique())[0]] if len(fixed) else fixed
+    )
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.6))
+        markers = ("o", "s", "^", "D", "v", "P")
+        for i, region in enumerate(episodes["region"].unique()):
+            marker = markers[i % len(markers)]
+            mine = learned[learned["region"] == region]
+            per_run = mine.groupby("run")[["moves", "latency_end_ms"]].mean()
+            per_run["group"] = per_run.index.map(info["group"])
+            for j, (group, rows) in enumerate(per_run.groupby("group")):
+                ax.scatter(
+                    rows["moves"],
+                    rows["latency_end_ms"],
+                    color=colour(j),
+                    marker=marker,
+                    s=16,
+                    label=f"{group}, {Path(str(region)).name}",
+                )
+            theirs = fixed[fixed["region"] == region]
+            means = theirs.groupby("policy")[["moves", "latency_end_ms"]].mean()
+            for name, row in means.iterrows():
+                ax.scatter(row["moves"], row["latency_end_ms"], marker="x", color="0.3")
+                ax.annotate(
+                    f"{name} ({Path(str(region)).name})",
+                    (row["moves"], row["latency_end_ms"]),
+                    fontsize=6,
+                    color="0.3",
+                    xytext=(2, 2),
+                    textcoords="offset points",
+                )
+        ax.set_xlabel("pod moves per episode")
+        ax.set_ylabel("final end-to-end latency (ms)")
+        ax.legend(frameon=False, fontsize=6)
+        ax.grid(alpha=0.3, lw=0.5)
+        return save(fig, out, "reschedule_latency_vs_moves")
