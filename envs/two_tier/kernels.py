@@ -415,44 +415,42 @@ def _write_obs(
 # ---------------------------------------------------------------------- serving
 @nb.njit(cache=True)
 def _background_node(
-    b, q, k, mode, t, sat, region_i, node_f, tn_exec, inv_cores, core_free, node_dyn,
-    reg_dyn,
+    b, q, k, mode, t, sat, clip, inv_slo, region_i, node_f, tn, inv_cores, core_free,
+    node_dyn, reg_dyn,
 ):  # fmt: skip
     """Least-loaded or latency placement of background traffic, without a block.
 
-    The same rule as :func:`envs.two_tier.heuristics.choose_node` (lowest wait, or
-    wait plus execution, among capable non-saturated nodes; ties by utilisation,
-    then index), on raw float64 values: background traffic is most of what the
-    simulator does in a region's env, and building observation blocks for it would
-    dominate.
+    The rule of :func:`envs.two_tier.heuristics.choose_node` on the values its block
+    would hold (wait and execution over the SLO, clipped, and utilisation, all
+    float32; saturated nodes masked), computed node by node: background traffic is
+    most of what the simulator does in a region's env, and writing a block for each
+    request would dominate. ``tests/envs/test_two_tier_heuristics.py`` checks that
+    both give the same node.
     """
     if t >= reg_dyn[b, RD_NEXT, q]:
         _rescan_region(b, q, t, region_i, node_f, core_free, node_dyn, reg_dyn)
-    lo, hi = region_i[q, REG_START], region_i[q, REG_END]
+    start, stop = region_i[q, REG_START], region_i[q, REG_END]
     limit = np.inf
     if sat > 0.0:
-        for n in range(lo, hi):
-            if tn_exec[k, n] < np.inf and node_dyn[b, ND_FREE, n] - t <= sat:
+        for n in range(start, stop):
+            if tn[k, n, TN_CAPABLE] > 0.0 and node_dyn[b, ND_FREE, n] - t <= sat:
                 limit = sat  # some capable node has room: saturated ones are masked
                 break
     best = -1
-    best_score = np.inf
-    best_util = np.inf
-    for n in range(lo, hi):
-        ex = tn_exec[k, n]
-        if ex == np.inf:
+    best_score = np.float32(0.0)
+    best_util = np.float32(0.0)
+    for n in range(start, stop):
+        if tn[k, n, TN_CAPABLE] <= 0.0:
             continue
         wait = max(node_dyn[b, ND_FREE, n] - t, 0.0)
         if wait > limit:
             continue
-        score = wait if mode == LEAST_LOADED else wait + ex
-        if score < best_score:
-            best, best_score = n, score
-            best_util = node_dyn[b, ND_BUSY, n] * inv_cores[n]
-        elif score == best_score:
-            util = node_dyn[b, ND_BUSY, n] * inv_cores[n]
-            if util < best_util:
-                best, best_util = n, util
+        score = np.float32(min(wait * inv_slo, clip))
+        if mode == LATENCY:
+            score = score + np.float32(tn[k, n, TN_EXEC_N])
+        util = np.float32(node_dyn[b, ND_BUSY, n] * inv_cores[n])
+        if best < 0 or score < best_score or (score == best_score and util < best_util):
+            best, best_score, best_util = n, score, util
     return best
 
 
@@ -598,6 +596,7 @@ def _advance(
     """
     bg_mode = iparams[IP_BG_MODE]
     sat = params[P_SAT_WAIT]
+    clip = params[P_CLIP]
     shape = params[P_GAMMA_SHAPE]
     warmup = params[P_WARMUP]
     while ist[b, IS_PENDING] == 0:
@@ -613,20 +612,9 @@ def _advance(
             continue
         if bg_mode == LEAST_LOADED or bg_mode == LATENCY:
             n = _background_node(
-                b,
-                o,
-                k,
-                bg_mode,
-                t,
-                sat,
-                region_i,
-                node_f,
-                tn_exec,
-                inv_cores,
-                core_free,
-                node_dyn,
-                reg_dyn,
-            )
+                b, o, k, bg_mode, t, sat, clip, 1.0 / type_f[k, TYPE_SLO_S],
+                region_i, node_f, tn, inv_cores, core_free, node_dyn, reg_dyn,
+            )  # fmt: skip
         else:
             n = _heuristic_node(
                 bg_mode, b, o, k, t, region_i, node_f, tn, node_tpl, type_f,
