@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -13,6 +14,7 @@ from omegaconf.errors import ValidationError
 import conf.schema  # noqa: F401  (registers the schema)
 from conf.schema import RunConfig
 from envs import TwoTierCore, compile_scenario, load_scenario
+from envs.two_tier import kernels as K
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -38,10 +40,22 @@ def test_every_scenario_composes_and_compiles(scenario: str) -> None:
 
 
 @pytest.mark.parametrize("reward", group_options("reward"))
-def test_every_reward_preset_builds_an_env(reward: str) -> None:
+def test_every_reward_preset_reaches_the_kernel(reward: str) -> None:
+    """The weights the kernel multiplies are the preset file's, term by term."""
+    preset = yaml.safe_load((CONF / "reward" / f"{reward}.yaml").read_text())
     run = compose_run(f"reward={reward}")
     core = TwoTierCore(run.scenario, 1, config=run.two_tier, reward=run.reward)
     core.reset(seed=0)
+    params = core._world[9]
+    kernel = {
+        "latency": params[K.P_W_LAT],
+        "queueing": params[K.P_W_QUEUE],
+        "slo_violation": params[K.P_W_SLO],
+        "cost": params[K.P_W_COST],
+        "carbon": params[K.P_W_CARBON],
+        "term_cap": params[K.P_TERM_CAP],
+    }
+    assert kernel == preset
 
 
 def test_overrides_reach_the_typed_config() -> None:

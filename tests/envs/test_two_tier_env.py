@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import copy
 import pickle
+import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.utils.env_checker import data_equivalence
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs import TWO_TIER_IDS, TwoTierEnvConfig, make_region_env, make_region_vec_env
+from envs import (
+    TWO_TIER_IDS,
+    RewardConfig,
+    TwoTierEnvConfig,
+    load_scenario,
+    make_region_env,
+    make_region_vec_env,
+)
+from envs.scenario import TYPE_CARBON_REF, TYPE_COST_REF
+from envs.units import parse_duration
 
 ENV_IDS = sorted(TWO_TIER_IDS.values())
 
@@ -31,16 +44,13 @@ def rollout(env: gym.Env, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
-def test_gymnasium_check_env(env_id: str) -> None:
-    env = gym.make(env_id, scenario="small", region="eu-central")
-    gym_check_env(env.unwrapped, skip_render_check=True)
-
-
-@pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
-def test_sb3_check_env(env_id: str) -> None:
-    from stable_baselines3.common.env_checker import check_env
-
-    check_env(gym.make(env_id, scenario="small").unwrapped, warn=True)
+def test_gymnasium_and_sb3_checkers(env_id: str) -> None:
+    for region in ("eu-central", None):  # a federated client's env, and every region
+        env = gym.make(env_id, scenario="small", region=region)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any checker warning fails the test
+            gym_check_env(env.unwrapped, skip_render_check=True)
+            sb3_check_env(env.unwrapped, warn=True)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
@@ -57,19 +67,16 @@ def test_same_seed_same_rollout(env_id: str) -> None:
 
 @pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
 def test_pickle_and_deepcopy_round_trip(env_id: str) -> None:
-    env = gym.make(env_id, scenario="small", region="asia-east").unwrapped
-    env.reset(seed=3)
-    for action in [int(np.flatnonzero(env.action_masks())[0])] * 10:
-        env.step(action)
-    for clone in (pickle.loads(pickle.dumps(env)), copy.deepcopy(env)):
-        action = int(np.flatnonzero(env.action_masks())[-1])
-        expected = env.unwrapped.core.obs.copy(), env.action_masks()
-        np.testing.assert_array_equal(clone.core.obs, expected[0])
-        np.testing.assert_array_equal(clone.action_masks(), expected[1])
-        out_clone = clone.step(action)
-        out_env = copy.deepcopy(env).step(action)
-        np.testing.assert_array_equal(out_clone[0], out_env[0])
-        assert out_clone[1] == out_env[1]
+    """A clone continues exactly as the original it was taken from."""
+    for copier in (lambda e: pickle.loads(pickle.dumps(e)), copy.deepcopy):
+        env = gym.make(env_id, scenario="small", region="asia-east").unwrapped
+        env.reset(seed=3)
+        for _ in range(10):
+            env.step(int(np.flatnonzero(env.action_masks())[0]))
+        clone = copier(env)
+        for _ in range(30):
+            action = int(np.flatnonzero(env.action_masks())[-1])
+            assert data_equivalence(env.step(action), clone.step(action), exact=True)
 
 
 def test_registered_ids_and_spaces_equal_across_regions() -> None:
@@ -105,39 +112,77 @@ def test_region_envs_are_different_worlds() -> None:
     assert len({round(c, 9) for _, c in stats.values()}) == 3
 
 
+WEIGHTS = RewardConfig(
+    latency=1.3, queueing=0.7, slo_violation=2.1, cost=0.4, carbon=0.9, term_cap=3.0
+)  # distinct, so a term with the wrong weight shows
+
+
+def expected_reward(env: gym.Env, info: dict[str, Any], penalty: float) -> float:
+    """The documented reward, from the step's raw components and the weights.
+
+    SLOs come from the scenario's spec; ``C_ref`` and ``G_ref`` are the compiled
+    normalisers of the request type (their definition is in ``RewardConfig``).
+    """
+    invalid = penalty if info["invalid_action"] else 0.0
+    if not info["placed"]:
+        return -invalid
+    core = env.unwrapped.core
+    spec = {t.name: t for t in load_scenario(core.scenario).request_types}
+    slo = parse_duration(spec[info["request_type"]].slo, "slo")
+    k = core.world.type_names.index(info["request_type"])
+    cost_ref = core.world.type_f[k, TYPE_COST_REF]
+    carbon_ref = core.world.type_f[k, TYPE_CARBON_REF]
+    w, cap = core.reward_config, core.reward_config.term_cap
+    assert info["slo_violated"] == (info["latency_s"] > slo)
+    return -(
+        w.latency * min(info["latency_s"] / slo, cap)
+        + w.queueing * min(info["queue_wait_s"] / slo, cap)
+        + w.slo_violation * float(info["latency_s"] > slo)
+        + w.cost * min(info["cost_usd"] / cost_ref, cap)
+        + w.carbon * min(info["carbon_g"] / carbon_ref, cap)
+        + invalid
+    )
+
+
 def test_masked_action_falls_back_to_heuristic_with_penalty() -> None:
-    env = make_region_env("default", "south-america", seed=0).unwrapped
+    config = TwoTierEnvConfig(invalid_action_penalty=1.5)
+    env = make_region_env("default", "south-america", 0, config, WEIGHTS).unwrapped
     with pytest.raises(ValueError, match="outside the action space"):
         env.step(env.action_space.n)
     # LB phase: send the request to South America, whose 12 nodes leave 8 padded slots.
-    env.step(env.core.world.region_ids.index("south-america"))
+    _, reward, _, _, info = env.step(env.core.world.region_ids.index("south-america"))
+    assert reward == 0.0 and not info["placed"]
     mask = env.action_masks()
     assert not mask[12:].any()
     _, reward, _, _, info = env.step(15)
     assert info["invalid_action"] is True and info["placed"] is True
     assert info["node"].startswith("south-america/")
-    assert reward == pytest.approx(info["reward"])
-    assert reward <= -1.0  # the default penalty, on top of a non-positive reward
+    assert reward == pytest.approx(expected_reward(env, info, 1.5), rel=1e-6)
+    assert reward <= -1.5
 
 
-def test_info_carries_every_raw_component() -> None:
-    env = make_region_env("small", "us-east", seed=0)
+def test_reward_is_the_weighted_sum_of_the_raw_components() -> None:
+    env = make_region_env("small", "us-east", seed=0, reward=WEIGHTS)
     _, info = env.reset(seed=0)
     keys = set(envs.two_tier.kernels.COMPONENT_NAMES) | {"action_mask", "phase"}
-    placed = 0
-    for _ in range(50):
-        _, reward, _, _, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+    placed = violated = 0
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        action = rng.choice(np.flatnonzero(info["action_mask"]))
+        _, reward, _, _, info = env.step(action)
         assert keys <= set(info)
+        assert reward == pytest.approx(expected_reward(env, info, 1.0), rel=1e-6)
         if info["placed"]:
             placed += 1
-            assert reward == pytest.approx(info["reward"])
+            violated += info["slo_violated"]
             assert info["latency_s"] == pytest.approx(
                 info["rtt_s"]
                 + info["transfer_s"]
                 + info["queue_wait_s"]
                 + info["service_s"]
             )
-    assert placed == 25  # learn=both: an LB step, then a scheduler step that places
+    assert placed == 200  # learn=both: an LB step, then a scheduler step that places
+    assert violated > 0  # the SLO term was exercised
 
 
 def test_vec_env_matches_masks_and_reports_episodes() -> None:
