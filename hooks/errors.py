@@ -54,6 +54,16 @@ class PermanentHookError(HookError):
     """Retrying cannot help (403, 404, 422, ...): fix RBAC, the name or the body."""
 
 
+class RefusedError(PermanentHookError):
+    """A hook refused to act before sending anything (a guard rail, no room)."""
+
+    def __init__(self, obj: str, reason: str) -> None:
+        super().__init__(obj, None, reason)
+
+    def __str__(self) -> str:
+        return f"{self.obj}: refused: {self.reason}"
+
+
 def classify(
     obj: str, status: int | None, reason: str, retry_after: str | None = None
 ) -> HookError:

@@ -26,6 +26,7 @@ from hooks.config import OpenStackConfig
 from hooks.errors import (
     HookError,
     PermanentHookError,
+    RefusedError,
     RetryPolicy,
     TransientHookError,
     classify,
@@ -115,15 +116,15 @@ def plan_server(
     configured scheduler hints (``group``, ``different_host``, ...) are passed on.
 
     Raises:
-        PermanentHookError: no aggregate hosts the pool, or none of its hosts fits.
+        RefusedError: no aggregate hosts the pool, or none of its hosts fits.
     """
     key = cfg.pool_metadata_key
     chosen = [a for a in aggregates if (a.metadata or {}).get(key) == pool]
     if not chosen:
-        raise PermanentHookError(
-            f"Server {cfg.project}/{name}", None,
+        raise RefusedError(
+            f"Server {cfg.project}/{name}",
             f"expected an aggregate with metadata {key}={pool}, found none",
-        )  # fmt: skip
+        )
     aggregate = chosen[0]
     hosts = [
         h for h in aggregate.hosts or []
@@ -131,11 +132,11 @@ def plan_server(
         and capacity[h].memory_mb >= memory_mb
     ]  # fmt: skip
     if not hosts:
-        raise PermanentHookError(
-            f"Server {cfg.project}/{name}", None,
+        raise RefusedError(
+            f"Server {cfg.project}/{name}",
             f"expected a host of aggregate {aggregate.name} with {vcpus:g} vCPU and "
             f"{memory_mb:g} MB free (placement), found none",
-        )  # fmt: skip
+        )
     return PlaceServer(
         project=cfg.project, name=name, image=cfg.image, flavor=cfg.flavor,
         network=cfg.network, availability_zone=aggregate.availability_zone,

@@ -45,7 +45,12 @@ from kubernetes import watch
 from kubernetes.client import V1DeleteOptions, V1Preconditions
 
 from hooks.actions import MigratePod
-from hooks.errors import HookError, PermanentHookError, TransientHookError
+from hooks.errors import (
+    HookError,
+    PermanentHookError,
+    RefusedError,
+    TransientHookError,
+)
 from hooks.kubernetes import markers
 from hooks.kubernetes.client import KubeApi
 from hooks.kubernetes.selectors import parse_selector, selector_string
@@ -68,14 +73,8 @@ _ID_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 Pods = dict[str, dict[str, Any]]
 
 
-class GuardRailError(PermanentHookError):
+class GuardRailError(RefusedError):
     """A guard rail refused the migration before anything was changed."""
-
-    def __init__(self, obj: str, reason: str) -> None:
-        super().__init__(obj, None, reason)
-
-    def __str__(self) -> str:
-        return f"{self.obj}: refused: {self.reason}"
 
 
 class MigrationFailed(HookError):

@@ -1,0 +1,202 @@
+"""OpenStack placement with the real ``openstacksdk`` against a loopback double."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openstack
+import pytest
+
+from hooks.actions import PlaceServer
+from hooks.config import OpenStackConfig
+from hooks.errors import PermanentHookError, RefusedError
+from hooks.jsonl import read_jsonl
+from hooks.mode import DryRunActuator, LiveActuator
+from hooks.openstack import (
+    Capacity,
+    ServerPlacer,
+    placement_actuator,
+    placement_capacity,
+    plan_server,
+)
+from tests.hooks.openstack_double import OpenStackDouble
+
+# the SDK warns about its own internals (4.22: service_type, _compute_attributes)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::openstack.warnings._RemovedInSDKWarning"
+)
+
+PROVIDERS = {  # name: (VCPU total, reserved, ratio), (MEMORY_MB ...), used vcpu, used MB
+    "cmp-1": ((32, 2, 4.0), (65536, 512, 1.5), 40, 20000),
+    "cmp-2": ((16, 0, 1.0), (32768, 0, 1.0), 15, 1000),
+    "cmp-3": ((16, 0, 1.0), (32768, 2048, 1.0), 4, 8192),
+}
+CFG = OpenStackConfig(project="frl", image="img-1", flavor="m1.small", network="frl-net",
+                      scheduler_hints={"different_host": ["a0b1"]}, wait_timeout=10.0)  # fmt: skip
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenStackDouble]:
+    with OpenStackDouble() as double:
+        for name, (vcpu, ram, used_vcpu, used_ram) in PROVIDERS.items():
+            double.add_provider(name, vcpu, ram, used_vcpu, used_ram)
+        double.add_aggregate(
+            "edge-agg", "edge-az", ["cmp-2", "cmp-3"], {"frl-pool": "edge"}
+        )
+        double.add_aggregate("cloud-agg", "cloud-az", ["cmp-1"], {"frl-pool": "cloud"})
+        double.add_flavor("m1.small", 2, 2048)
+        double.add_network("frl-net")
+        # the SDK's own loader reads these (no clouds.yaml: HOME is empty)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        for key, value in {
+            "OS_AUTH_URL": double.url + "/identity/v3", "OS_USERNAME": "tester",
+            "OS_PASSWORD": "not-a-secret", "OS_PROJECT_NAME": "frl",
+            "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_REGION_NAME": "RegionOne", "OS_INTERFACE": "public",
+        }.items():  # fmt: skip
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("OS_CLOUD", raising=False)
+        yield double
+
+
+def _connect(double: OpenStackDouble) -> Any:
+    return openstack.connect(
+        auth_url=double.url + "/identity/v3", username="tester", password="x",
+        project_name="frl", user_domain_name="Default", project_domain_name="Default",
+        region_name="RegionOne", load_yaml_config=False, load_envvars=False,
+    )  # fmt: skip
+
+
+def test_capacity_comes_from_placement_inventories_and_usages(
+    cloud: OpenStackDouble,
+) -> None:
+    got = placement_capacity(_connect(cloud))
+    expected = {}
+    for name, (vcpu, ram, used_vcpu, used_ram) in PROVIDERS.items():
+        # (total - reserved) x allocation_ratio - used
+        expected[name] = Capacity(
+            (vcpu[0] - vcpu[1]) * vcpu[2] - used_vcpu,
+            (ram[0] - ram[1]) * ram[2] - used_ram,
+            0.0,
+        )
+    assert expected["cmp-1"] == Capacity(80.0, 77536.0, 0.0)  # worked by hand
+    assert got == expected
+    paths = [str(c) for c in cloud.calls]
+    assert not any("os-hypervisors" in p for p in paths)  # lost its fields at 2.88
+    assert all(c.method == "GET" for c in cloud.mutating()) and cloud.mutating() == []
+
+
+def test_the_decision_picks_the_pools_zone_and_a_host_with_room(
+    cloud: OpenStackDouble,
+) -> None:
+    conn = _connect(cloud)
+    aggregates = list(conn.compute.aggregates())
+    capacity = placement_capacity(conn)
+    action = plan_server(CFG, "worker-1", "edge", aggregates, capacity, 2, 2048)
+    assert action == PlaceServer(
+        project="frl", name="worker-1", image="img-1", flavor="m1.small",
+        network="frl-net", availability_zone="edge-az", aggregate="edge-agg",
+        scheduler_hints={"different_host": ["a0b1"]},
+    )  # fmt: skip
+    # cmp-2 has 1 vCPU free, cmp-3 has 12: 13 do not fit either
+    with pytest.raises(
+        RefusedError, match="expected a host of aggregate edge-agg with 13 vCPU"
+    ):
+        plan_server(CFG, "worker-2", "edge", aggregates, capacity, 13, 2048)
+    with pytest.raises(
+        RefusedError, match="expected an aggregate with metadata frl-pool=gpu"
+    ):
+        plan_server(CFG, "worker-3", "gpu", aggregates, capacity, 1, 1)
+
+
+def test_dry_run_is_the_default_even_with_credentials(
+    cloud: OpenStackDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hooks")
+    actuator = placement_actuator(CFG, dict(os.environ), tmp_path / "plan.jsonl")
+    assert isinstance(actuator, DryRunActuator)
+    action = PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az",
+                         "edge-agg", {"group": "g1"})  # fmt: skip
+    actuator.apply(action)
+    assert cloud.calls == []  # not even a login
+    assert "openstack hook: MODE dry-run" in caplog.text
+    assert (
+        "DRY-RUN would create Server frl/worker-1 (az=edge-az, aggregate=edge-agg, "
+        "hints={'group': 'g1'})" in caplog.text
+    )
+    assert read_jsonl(tmp_path / "plan.jsonl")[0]["availability_zone"] == "edge-az"
+
+
+def test_live_creates_the_port_then_boots_on_it_in_the_zone_with_hints(
+    cloud: OpenStackDouble, tmp_path: Path
+) -> None:
+    environ = {**os.environ, "INTEGRATION_MODE": "live"}
+    actuator = placement_actuator(CFG, environ, tmp_path / "plan.jsonl")
+    assert isinstance(actuator, LiveActuator)
+    placer = actuator.executors[PlaceServer]
+    assert isinstance(placer, ServerPlacer)
+    placer.interval = 0.02
+    action = PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az",
+                         "edge-agg", {"different_host": ["a0b1"]})  # fmt: skip
+    server = actuator.apply(action)
+    assert server.status == "ACTIVE"
+    writes = cloud.mutating()
+    assert [str(c) for c in writes] == [
+        "POST /network/v2.0/ports",
+        "POST /compute/v2.1/servers",
+    ]
+    port = next(iter(cloud.ports.values()))
+    assert writes[0].body == {"port": {"network_id": cloud.networks[0]["id"],
+                                       "name": "worker-1-port"}}  # fmt: skip
+    boot = writes[1]
+    assert boot.body["server"]["networks"] == [{"port": port["id"]}]
+    assert boot.body["server"]["availability_zone"] == "edge-az"
+    assert boot.body["server"]["imageRef"] == "img-1"
+    assert boot.body["server"]["flavorRef"] == cloud.flavors[0]["id"]
+    assert boot.body["OS-SCH-HNT:scheduler_hints"] == {"different_host": ["a0b1"]}
+    version = boot.headers["OpenStack-API-Version"].split()
+    assert version[0] == "compute" and tuple(map(int, version[1].split("."))) >= (2, 88)
+
+
+def test_a_server_in_error_is_deleted_with_its_port(cloud: OpenStackDouble) -> None:
+    cloud.knobs.fail_servers = True
+    placer = ServerPlacer(_connect(cloud), wait=10.0, interval=0.02)
+    action = PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az")
+    with pytest.raises(PermanentHookError, match="Server frl/worker-1") as caught:
+        placer(action)
+    assert "were deleted" in str(caught.value)
+    writes = [str(c).rsplit("/", 1)[0] if c.method == "DELETE" else str(c)
+              for c in cloud.mutating()]  # fmt: skip
+    assert writes == [
+        "POST /network/v2.0/ports",
+        "POST /compute/v2.1/servers",
+        "DELETE /compute/v2.1/servers",
+        "DELETE /network/v2.0/ports",
+    ]
+    assert cloud.servers == {} and cloud.ports == {}
+
+
+def test_an_ambiguous_create_is_not_resent_and_is_cleaned_up_by_name(
+    cloud: OpenStackDouble,
+) -> None:
+    cloud.fault("POST", r"/servers$", 500, applied=True)  # made, but the answer lost
+    placer = ServerPlacer(_connect(cloud), wait=10.0, interval=0.02)
+    with pytest.raises(PermanentHookError, match="HTTP 500"):
+        placer(
+            PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az")
+        )
+    assert sum(str(c) == "POST /compute/v2.1/servers" for c in cloud.calls) == 1
+    assert cloud.servers == {} and cloud.ports == {}
+
+
+def test_a_throttled_port_create_is_retried(cloud: OpenStackDouble) -> None:
+    cloud.fault("POST", r"/ports$", 429)
+    placer = ServerPlacer(_connect(cloud), wait=10.0, interval=0.02)
+    placer.retry = placer.retry.__class__(attempts=3, base_delay=0.01)
+    placer(PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az"))
+    assert sum(str(c) == "POST /network/v2.0/ports" for c in cloud.calls) == 2
+    assert len(cloud.ports) == 1 and len(cloud.servers) == 1
