@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from envs.config import ScenarioConfig
 from envs.reach.config import RescheduleConfig
@@ -152,8 +152,15 @@ class RunConfig:
 
 
 def register() -> None:
-    """Register :class:`RunConfig` as ``run_schema`` (idempotent)."""
+    """Register :class:`RunConfig` as ``run_schema`` (idempotent).
+
+    Also the ``floordiv`` resolver, so an experiment can hold a product fixed while
+    sweeping one factor (``rounds: ${floordiv:98304,${federation.local_steps}}``).
+    """
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    OmegaConf.register_new_resolver(
+        "floordiv", lambda a, b: max(int(a) // int(b), 1), replace=True
+    )
 
 
 register()

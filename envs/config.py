@@ -178,3 +178,7 @@ class ScenarioConfig:
     """``direct`` (operational, Scope 2) or ``lca`` (life-cycle) carbon intensity."""
     start_hour: int = -1
     """Hour of 2023 (0..8759, UTC) at which episodes start; -1 = uniformly random."""
+    heterogeneity: float = 1.0
+    """How unlike the regions' loads are: each region's target utilization becomes
+    mean + heterogeneity x (own - mean), the mean taken over the scenario's regions
+    (1 = as configured, 0 = every region at the mean load, 2 = twice the spread)."""

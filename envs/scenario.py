@@ -336,10 +336,21 @@ def _check_scalars(cfg: ScenarioConfig) -> None:
         raise ConfigError(
             "scenario.start_hour", f"-1 (random) or 0..8759, got {cfg.start_hour}"
         )
+    if not 0 <= cfg.heterogeneity <= 10:
+        raise ConfigError(
+            "scenario.heterogeneity", f"a value in [0, 10], got {cfg.heterogeneity}"
+        )
     if cfg.carbon_basis not in ("direct", "lca"):
         raise ConfigError(
             "scenario.carbon_basis", f"'direct' or 'lca', got {cfg.carbon_basis!r}"
         )
+
+
+def _utilization(cfg: ScenarioConfig, index: int) -> float:
+    """Region ``index``'s target utilization, its spread scaled by heterogeneity."""
+    loads = [r.target_utilization for r in cfg.regions]
+    mean = sum(loads) / len(loads)
+    return mean + cfg.heterogeneity * (loads[index] - mean)
 
 
 # -------------------------------------------------------------------- compilation
@@ -373,7 +384,7 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
                 f"{field}.provider", f"one of {datasets.PROVIDERS}, got {provider!r}"
             )
         providers.append(provider)
-        util = region.target_utilization
+        util = _utilization(cfg, i)
         if not 0 < util <= 2:
             raise ConfigError(
                 f"{field}.target_utilization", f"a value in (0, 2], got {util}"
@@ -476,7 +487,7 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
                     (w * type_node[capable, i, TN_EXEC_S]).sum()
                 )
         capacity[r] = per_node
-        base = region.target_utilization * per_node
+        base = _utilization(cfg, r) * per_node
         local = datasets.local_hours(info[region.id].timezone)
         hourly[r, :, HOUR_RATE] = base * np.interp(
             local, np.arange(25), np.append(profile, profile[0])

@@ -85,7 +85,7 @@ def test_sweep_sets_multirun() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             config_name="config",
-            overrides=["+sweep=reward_weights"],
+            overrides=["experiment=pareto"],
             return_hydra_config=True,
         )
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
