@@ -2,13 +2,17 @@
 
 Shows progress (steps, episode return, fps), saves a checkpoint that
 ``MaskablePPO.load`` opens (``policy.zip`` in the run folder), evaluates it and the
-baselines on held-out seeds and writes ``results.csv`` with the resolved config.
+baselines on held-out seeds and writes ``results.csv`` (one row per policy x
+evaluation seed, with ``train_seed`` = ``seed``, the seed of the training, and
+``eval_seed``), ``latency_quantiles.csv`` (two-tier) or ``episodes.csv``
+(rescheduling) and the resolved config.
 Hydra overrides select everything: ``scenario=default reward=carbon
 policy.n_envs=16 train.total_steps=500000 train.region=null``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,9 +27,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 import conf.schema  # noqa: F401  (registers the typed schema)
 from conf.schema import RunConfig
 from policies.checkpoint import save_checkpoint
-from policies.evaluation import write_results
+from policies.evaluation import atomic_write_text
 from policies.local import LocalTrainer
-from policies.runs import SCORE, baseline_names, evaluate, make_training_env
+from policies.records import episode_rows, seed_rows, sketch_rows, write_tidy_csv
+from policies.runs import SCORE, baseline_names, evaluate_detailed, make_training_env
+
+FIRST = ("policy", "scenario", "region", "train_seed", "eval_seed", "env_steps")
+"""Identity columns of ``results.csv`` and its companions."""
 
 log = logging.getLogger("train")
 
@@ -80,26 +88,33 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
         },
     )
     log.info("checkpoint: %s", path)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    sketches: list[dict[str, Any]] = []
+    episodes: list[dict[str, Any]] = []
     names = tc.baselines if tc.baselines is not None else list(baseline_names(cfg))
     policies: dict[str, Any] = {"learned": trainer.model} | {n: n for n in names}
     for name, policy in policies.items():
-        for seed, metrics in zip(
-            tc.eval_seeds,
-            evaluate(policy, cfg, tc.region, list(tc.eval_seeds)),
-            strict=True,
-        ):
-            rows.append(
-                {
-                    "policy": name,
-                    "scenario": cfg.scenario.name,
-                    "region": tc.region,
-                    "seed": seed,
-                    **metrics,
-                }
-            )
-    write_results(
-        out_dir / "results.csv", rows, OmegaConf.to_container(OmegaConf.structured(cfg))
+        results = evaluate_detailed(policy, cfg, tc.region, list(tc.eval_seeds))
+        identity = {
+            "policy": name,
+            "scenario": cfg.scenario.name,
+            "region": tc.region,
+            "train_seed": cfg.seed,
+            "env_steps": int(trainer.model.num_timesteps),
+        }
+        rows += seed_rows(results, **identity)
+        sketches += sketch_rows(results, **identity)
+        episodes += episode_rows(results, **identity)
+    write_tidy_csv(out_dir / "results.csv", rows, FIRST)
+    if sketches:
+        write_tidy_csv(
+            out_dir / "latency_quantiles.csv", sketches, (*FIRST, "request_type")
+        )
+    if episodes:
+        write_tidy_csv(out_dir / "episodes.csv", episodes, (*FIRST, "episode"))
+    config = OmegaConf.to_container(OmegaConf.structured(cfg))
+    atomic_write_text(
+        out_dir / "results.config.json", json.dumps(config, indent=2, default=str)
     )
     score = SCORE[cfg.env]
     by_policy: dict[str, list[float]] = {}
