@@ -9,6 +9,10 @@ time per service and CPU type (Prometheus). Not measurable, so taken from a
 template config set: layer latencies, bandwidths, the call graph and QoS targets.
 Node names must read ``<node_type>-<i>`` (REACH generates them that way); a node's
 layer and CPU type come from labels.
+
+A node's availability in ``nodes.json`` is what the *application* may use: the
+simulator places the application's pods itself, so their requests are added back
+to the measured free resources (REACH samples availability before placement).
 """
 
 from __future__ import annotations
@@ -183,6 +187,24 @@ def write_snapshot(
     return folder
 
 
+def app_available(
+    view: ClusterView,
+    namespace: str,
+    selector: str,
+    nodes: Sequence[NodeInfo],
+    measured: Mapping[str, tuple[float, float]],
+) -> dict[str, tuple[float, float]]:
+    """Measured free (cores, GiB) plus the application's own requests per node."""
+    out = {}
+    for node in nodes:
+        cpu, gib = measured[node.name]
+        mine = [p for p in view.app_pods(namespace, selector) if p.node == node.name]
+        cpu += sum(p.cpu for p in mine)
+        gib += sum(p.memory for p in mine) / GIB
+        out[node.name] = (max(cpu, 0.0), max(gib, 0.0))
+    return out
+
+
 def snapshot(
     api: KubeApi, prom: PrometheusAdapter | None, namespace: str, selector: str,
     node_selector: str, template_folder: Path, pattern: str, out: Path,
@@ -191,8 +213,8 @@ def snapshot(
     view = ClusterView.read(api)
     nodes = view.selected_nodes(node_selector)
     if prom is not None:
-        free = prom.node_availability()
-        missing = [n.name for n in nodes if n.name not in free]
+        measured = prom.node_availability()
+        missing = [n.name for n in nodes if n.name not in measured]
         if missing:
             raise HookError(
                 "node availability",
@@ -201,8 +223,9 @@ def snapshot(
             )
         mean, rates = prom.mean_latency_by_node(), prom.request_rates()
     else:
-        free = {n.name: (view.free(n)[0], view.free(n)[1] / GIB) for n in nodes}
+        measured = {n.name: (view.free(n)[0], view.free(n)[1] / GIB) for n in nodes}
         mean, rates = {}, {}
+    free = app_available(view, namespace, selector, nodes, measured)
     template_nodes = json.loads((template_folder / "nodes.json").read_text())
     template_services = json.loads((template_folder / "services.json").read_text())
     template_patterns = json.loads(
@@ -234,12 +257,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="use the API's requests view instead of Prometheus",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra YAML overlay (sections kubernetes, prometheus)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        cfg = load_config(os.environ)
+        cfg = load_config(os.environ, *args.config)
         if not cfg.kubernetes.namespace or not cfg.kubernetes.app_label:
             raise ValueError("NAMESPACE and APP_LABEL: expected both to be set")
         api = KubeApi.from_config(cfg.kubernetes, os.environ)
