@@ -61,7 +61,8 @@ def _by_algorithm(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
             else "-"
             for m in metrics
         ]
-        who = f"{n} train seeds" if kind == "train_seeds" else f"{n} eval seeds"
+        plural = "s" if n != 1 else ""
+        who = f"{n} {'train' if kind == 'train_seeds' else 'eval'} seed{plural}"
         body.append([algorithm, who, *cells])
     return markdown_table(["policy", "runs", *metrics], body)
 
