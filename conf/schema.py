@@ -105,10 +105,13 @@ class EngineConfig:
     """``warm``: SuperNode ``--isolation process`` with a long-lived ClientApp
     executor (torch imported once, learner kept); ``subprocess``: Flower's default, a
     fresh ``flwr-clientapp`` process per message (deployment)."""
-    node_poll_s: float = 0.2
-    """Longest sleep of each SuperNode's loop (deployment): Flower 1.42 waits a fixed
-    3 s after finding no message, which delays every round's start by up to 3 s;
-    ``fl_clients.supernode`` caps it. 0 = the stock ``flower-supernode``."""
+    node_poll_s: float = 0.05
+    """Longest sleep of each SuperNode's loop and of its warm worker (deployment):
+    Flower 1.42 waits a fixed 3 s after finding no message and 0.5 s between checks
+    for a reply, which delays every round; ``fl_clients.supernode`` caps both.
+    0 = the stock ``flower-supernode`` (the worker then polls every 0.2 s)."""
+    server_poll_s: float = 0.05
+    """How often the ServerApp asks the SuperLink for replies (Flower: 3 s)."""
     tls: bool = False
     """Serve the SuperLink over TLS with certificates generated in the run folder."""
     node_auth: bool = False

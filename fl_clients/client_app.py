@@ -19,6 +19,7 @@ from flwr.clientapp import ClientApp
 
 from conf.schema import RunConfig
 from fl_clients import trainer
+from fl_server import wire
 from fl_server.config import regions_of
 
 
@@ -49,9 +50,9 @@ def make_app(run_config: UserConfig | None = None) -> ClientApp:
         cfg, region = identify(context)
         config = msg.content.config_records["config"]
         plan = trainer.RoundPlan.from_config(config, cfg.federation.local_steps)
-        weights = trainer.arrays_to_weights(msg.content.array_records["arrays"])
+        arrays = msg.content.array_records["arrays"]
         out = trainer.train_round(
-            cfg, context.run_id, region, plan, weights, context.state
+            cfg, context.run_id, region, plan, arrays, context.state
         )
         metrics = MetricRecord(
             {
@@ -60,9 +61,7 @@ def make_app(run_config: UserConfig | None = None) -> ClientApp:
                 **out.metrics,
             }
         )
-        content = RecordDict(
-            {"arrays": trainer.weights_to_arrays(out.weights), "metrics": metrics}
-        )
+        content = RecordDict({"arrays": wire.pack(out.weights), "metrics": metrics})
         return Message(content, reply_to=msg)
 
     @app.evaluate()
@@ -70,10 +69,10 @@ def make_app(run_config: UserConfig | None = None) -> ClientApp:
         """The policy this region would deploy, on its own held-out seeds."""
         cfg, region = identify(context)
         config = msg.content.config_records["config"]
-        mode = trainer.RoundPlan.from_config(config, cfg.federation.local_steps).mode
-        weights = trainer.arrays_to_weights(msg.content.array_records["arrays"])
+        plan = trainer.RoundPlan.from_config(config, cfg.federation.local_steps)
+        arrays = msg.content.array_records["arrays"]
         metrics, decisions = trainer.evaluate_round(
-            cfg, context.run_id, region, mode, weights, context.state
+            cfg, context.run_id, region, plan, arrays, context.state
         )
         record = MetricRecord(
             {

@@ -63,6 +63,13 @@ def cap_loop_sleeps(cap: float, module: ModuleType = start_client_internal) -> N
     module.time = CappedSleeps(cap)  # type: ignore[attr-defined]
 
 
+def timestamp_logs() -> None:
+    """Timestamped, plain console lines: the logs are files, read to time rounds."""
+    from flwr.common.logger import update_console_handler
+
+    update_console_handler(timestamps=True, colored=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse ``--poll-interval``, hand every other argument to flower-supernode."""
     parser = argparse.ArgumentParser(
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     cap_loop_sleeps(args.poll_interval)
+    timestamp_logs()
     sys.argv = ["flower-supernode", *rest]
     flower_supernode()
 

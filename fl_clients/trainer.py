@@ -17,20 +17,21 @@ import json
 import logging
 import math
 import zlib
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
 from conf.schema import RunConfig, StrategyName
+from fl_server import wire
 from fl_server.config import from_run_config, regions_of
+from fl_server.wire import LAYOUT_KEY
 from policies.local import LocalTrainer
-from policies.params import Weights, set_weights
+from policies.params import Weights, get_weights, set_weights
 from policies.runs import evaluate, make_training_env
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class RoundPlan:
     local_steps: int
     proximal_mu: float
     mode: str
+    layout: str | None = None
+    """Digest of the server's policy layout (:mod:`fl_server.wire`), if sent."""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], default_steps: int) -> RoundPlan:
@@ -128,7 +131,10 @@ class RoundPlan:
         if mu < 0 or not math.isfinite(mu):
             raise ValueError(f"config proximal-mu: expected a finite mu >= 0, got {mu}")
         server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
-        return cls(server_round, steps, mu, mode)
+        layout = config.get(LAYOUT_KEY)
+        return cls(
+            server_round, steps, mu, mode, None if layout is None else str(layout)
+        )
 
 
 def _seed(cfg: RunConfig, key: str, server_round: int) -> int:
@@ -149,6 +155,11 @@ class Learner:
     stamp: int = 0
     """Round of the last local update this learner holds (0: none)."""
     eval_policy: MaskableActorCriticPolicy | None = None
+
+    @property
+    def layout(self) -> wire.Layout:
+        """Names and shapes of the policy's parameters (how received ones unpack)."""
+        return wire.layout_of(get_weights(self.trainer.model.policy))
 
 
 _LEARNERS: dict[tuple[int, str], Learner] = {}
@@ -205,7 +216,7 @@ def _save_state(
         }
     )
     if local is not None:
-        state[policy_name] = weights_to_arrays(local)
+        state[policy_name] = wire.pack(local)
 
 
 def _restore_state(state: RecordDict, key: str, learner: Learner) -> None:
@@ -225,26 +236,11 @@ def _restore_state(state: RecordDict, key: str, learner: Learner) -> None:
     log.info("%s: restored optimizer state of round %d from context.state", key, stamp)
 
 
-def _local_policy(state: RecordDict, key: str) -> Weights | None:
+def _local_policy(state: RecordDict, key: str, learner: Learner) -> Weights | None:
     _, policy_name = _state_names(key)
     if policy_name in state.array_records:
-        return arrays_to_weights(state.array_records[policy_name])
+        return wire.unpack(state.array_records[policy_name], learner.layout)
     return None
-
-
-# ---------------------------------------------------------------- records <-> weights
-
-
-def arrays_to_weights(arrays: ArrayRecord) -> Weights:
-    """An ArrayRecord's arrays by name, as numpy (the policy's parameter names)."""
-    return OrderedDict((name, array.numpy()) for name, array in arrays.items())
-
-
-def weights_to_arrays(weights: Mapping[str, np.ndarray]) -> ArrayRecord:
-    """Named numpy arrays as an ArrayRecord (policy parameters only)."""
-    return ArrayRecord(
-        array_dict={name: Array(np.ascontiguousarray(v)) for name, v in weights.items()}
-    )
 
 
 # ---------------------------------------------------------------- the local round
@@ -273,7 +269,7 @@ def train_round(
     run_id: int,
     region: str,
     plan: RoundPlan,
-    global_weights: Weights,
+    received: ArrayRecord,
     state: RecordDict,
 ) -> TrainOutcome:
     """Seed, build (once), load the start policy strictly, learn, export."""
@@ -282,9 +278,9 @@ def train_round(
     learner = learner_for(cfg, run_id, key, plan.server_round)
     _restore_state(state, key, learner)
     # ---- start policy: the global one, or the region's own (local-only)
-    start = global_weights
+    start = wire.unpack(received, learner.layout, plan.layout)
     if plan.mode == "local":
-        start = _local_policy(state, key) or global_weights
+        start = _local_policy(state, key, learner) or start
     # ---- learn (FedProx's proximal term when mu > 0), export
     result = learner.trainer.fit(
         start,
@@ -326,8 +322,8 @@ def evaluate_round(
     cfg: RunConfig,
     run_id: int,
     region: str,
-    mode: str,
-    global_weights: Weights,
+    plan: RoundPlan,
+    received: ArrayRecord,
     state: RecordDict,
 ) -> tuple[dict[str, float], int]:
     """The policy this region would deploy, on its own held-out seeds.
@@ -335,15 +331,15 @@ def evaluate_round(
     Federated modes evaluate the received global policy; local-only evaluates the
     region's own. Returns ``eval/<metric>`` means over seeds and the decisions made.
     """
-    key = CENTRAL if mode == "centralized" else region
+    key = CENTRAL if plan.mode == "centralized" else region
     learner = learner_for(cfg, run_id, key, 0)
     if (
         learner.eval_policy is None
     ):  # its own policy: evaluation never touches the learner
         learner.eval_policy = _fresh_policy(learner)
-    weights = global_weights
-    if mode == "local":
-        weights = _local_policy(state, key) or global_weights
+    weights = wire.unpack(received, learner.layout, plan.layout)
+    if plan.mode == "local":
+        weights = _local_policy(state, key, learner) or weights
     set_weights(learner.eval_policy, weights)
     seeds = list(cfg.federation.client_eval_seeds)
     per_seed = evaluate(learner.eval_policy, cfg, region, seeds)

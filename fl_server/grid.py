@@ -14,6 +14,7 @@ the message it replies to tells which node failed.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
@@ -21,13 +22,15 @@ from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
+log = logging.getLogger(__name__)
+
 
 class PollingGrid(Grid):
     """Delegates to ``grid``; waits for replies polling every ``interval`` seconds."""
 
     def __init__(self, grid: Grid, interval: float = 0.2) -> None:
         if interval <= 0:
-            raise ValueError(f"poll interval: expected > 0 s, got {interval}")
+            raise ValueError(f"engine.server_poll_s: expected > 0 s, got {interval}")
         self._grid = grid
         self.interval = interval
         self.destinations: dict[str, int] = {}
@@ -86,6 +89,8 @@ class PollingGrid(Grid):
         replies: list[Message] = []
         while waiting:
             pulled = list(self.pull_messages(waiting))
+            for reply in pulled:
+                log.debug("reply from node %d", self.sender_of(reply))
             replies.extend(pulled)
             waiting -= {m.metadata.reply_to_message_id for m in pulled}
             if not waiting or (deadline is not None and time.monotonic() >= deadline):

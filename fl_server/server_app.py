@@ -7,6 +7,7 @@ strategy is ``fl_server.strategies``'; the config is parsed by ``fl_server.confi
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _log_to(out: Path) -> list[logging.Handler]:
     for name in ("fl_server", "flwr"):
         logging.getLogger(name).addHandler(handler)
     ours = logging.getLogger("fl_server")
-    ours.setLevel(logging.INFO)
+    ours.setLevel(logging.DEBUG if os.environ.get("FRL_DEBUG") else logging.INFO)
     handlers: list[logging.Handler] = [handler]
     if not logging.getLogger().handlers:
         console = logging.StreamHandler()
@@ -68,7 +69,7 @@ def make_app(run_config: UserConfig | None = None) -> ServerApp:
                 log.info("%s: all %d rounds are complete already", out, fed.rounds)
                 return
             strategy = make_strategy(cfg, session)
-            polling = PollingGrid(grid)
+            polling = PollingGrid(grid, cfg.engine.server_poll_s)
             session.directory.grid = polling  # names the node behind an error reply
             _wait_for_nodes(
                 polling, session.regions, fed.min_nodes, fed.round_timeout_s

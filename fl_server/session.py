@@ -29,13 +29,11 @@ import json
 import logging
 import math
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flwr.app import (
-    Array,
     ArrayRecord,
     ConfigRecord,
     Message,
@@ -46,6 +44,7 @@ from flwr.app import (
 from flwr.serverapp import Grid
 
 from conf.schema import RunConfig, StrategyName
+from fl_server import wire
 from fl_server.config import FlatConfig, digest, fingerprint, regions_of
 from fl_server.evaluation import ServerEvaluator
 from fl_server.grid import PollingGrid
@@ -69,18 +68,6 @@ TIMING_COLUMNS = ("node", "run_id", "train/seconds", "train/fps", "fed/round_s",
                   "fed/train_s")  # fmt: skip
 GLOBAL_CHECKPOINT = "global_policy.zip"
 BEST_CHECKPOINT = "best_policy.zip"
-
-
-def arrays_to_weights(arrays: ArrayRecord) -> Weights:
-    """An ArrayRecord as named numpy arrays."""
-    return OrderedDict((name, array.numpy()) for name, array in arrays.items())
-
-
-def weights_to_arrays(weights: Weights) -> ArrayRecord:
-    """Named numpy arrays as an ArrayRecord."""
-    return ArrayRecord(
-        array_dict={k: Array(np.ascontiguousarray(v)) for k, v in weights.items()}
-    )
 
 
 def _clean(value: Any) -> Any:
@@ -192,6 +179,8 @@ class FederationSession:
         self.best: float | None = None
         self.offset = 0
         self.weights: Weights = self.evaluator.initial_weights()
+        self.layout = wire.layout_of(self.weights)
+        self.layout_digest = wire.digest(self.layout)
         self.local_weights: dict[str, Weights] = {}
         out.mkdir(parents=True, exist_ok=True)
         self._resume()
@@ -259,7 +248,7 @@ class FederationSession:
     @property
     def initial_arrays(self) -> ArrayRecord:
         """What the strategy starts from: the fresh or the resumed global policy."""
-        return weights_to_arrays(self.weights)
+        return wire.pack(self.weights)
 
     # ------------------------------------------------------------ strategy hooks
 
@@ -273,7 +262,7 @@ class FederationSession:
         region = self.directory.by_node.get(node_id)
         if region is None or region not in self.local_weights:
             return None
-        return weights_to_arrays(self.local_weights[region])
+        return wire.pack(self.local_weights[region])
 
     def train_replies(self, server_round: int, replies: list[Message]) -> list[Message]:
         """Record each region's training metrics; name the regions that dropped.
@@ -300,8 +289,8 @@ class FederationSession:
                  **metrics}
             )  # fmt: skip
             if self.local_only and region is not None:
-                self.local_weights[region] = arrays_to_weights(
-                    reply.content.array_records["arrays"]
+                self.local_weights[region] = wire.unpack(
+                    reply.content.array_records["arrays"], self.layout
                 )
         for node in sorted(self.sent.get(server_round, set()) - answered):
             self._dropped(
@@ -382,7 +371,7 @@ class FederationSession:
         if relative_round == 0:
             return self._start() if self.offset == 0 else None
         server_round = self.absolute(relative_round)
-        self.weights = arrays_to_weights(arrays)
+        self.weights = wire.unpack(arrays, self.layout)
         summary = self._evaluate(server_round) if self._due(server_round) else {}
         started = self.clock.started.get(server_round)
         round_s = time.perf_counter() - started if started is not None else math.nan

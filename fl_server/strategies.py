@@ -21,6 +21,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 
 from conf.schema import RunConfig, StrategyName
 from fl_server.session import FederationSession
+from fl_server.wire import LAYOUT_KEY
 
 PER_NODE_KEYS = ("region-index",)
 """Reply metrics that identify a node: recorded by the session, never averaged."""
@@ -53,6 +54,7 @@ class Observed:
             grid, self.session.cfg.federation.round_timeout_s
         )
         config["mode"] = self.mode
+        config[LAYOUT_KEY] = self.session.layout_digest
         absolute = self.session.absolute(server_round)
         messages = list(super().configure_train(absolute, arrays, config, grid))  # type: ignore[misc]
         messages = self.tailor(messages, config)
@@ -78,6 +80,7 @@ class Observed:
     ) -> Iterable[Message]:
         """Absolute round numbers and the mode in evaluate messages too."""
         config["mode"] = self.mode
+        config[LAYOUT_KEY] = self.session.layout_digest
         absolute = self.session.absolute(server_round)
         return super().configure_evaluate(absolute, arrays, config, grid)  # type: ignore[misc, no-any-return]
 

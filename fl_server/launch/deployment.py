@@ -94,7 +94,7 @@ class Deployment:
     tls: bool = False
     node_auth: bool = False
     isolation: Isolation = Isolation.warm
-    node_poll_s: float = 0.2
+    node_poll_s: float = 0.05
     startup_timeout: float = 120.0
     processes: dict[str, Managed] = field(default_factory=dict)
     port: int = 0
@@ -256,7 +256,7 @@ class Deployment:
                 [
                     sys.executable, "-m", "fl_clients.worker",
                     "--runtime-api-address", f"{self.host}:{port}",
-                    "--insecure",
+                    "--insecure", "--poll", str(self.node_poll_s or 0.2),
                 ],
             )  # fmt: skip
         return managed

@@ -20,9 +20,10 @@ from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consis
 from conf.schema import RunConfig
 from fl_clients import trainer
 from fl_clients.client_app import make_app
+from fl_server import wire
 from fl_server.config import to_run_config
 from fl_server.evaluation import ServerEvaluator
-from policies.params import WeightsMismatchError, flatten
+from policies.params import flatten
 
 REGIONS = ["us-east", "eu-central", "asia-east"]
 
@@ -103,7 +104,7 @@ def message(kind: str, weights: dict[str, np.ndarray], **config: object) -> Mess
     )  # fmt: skip
     content = RecordDict(
         {
-            "arrays": trainer.weights_to_arrays(weights),
+            "arrays": wire.pack(weights),
             "config": ConfigRecord(dict(config)),
         }
     )
@@ -139,9 +140,10 @@ def test_train_reply_follows_the_contract(cfg: RunConfig, initial: dict) -> None
         metrics = content.metric_records["metrics"]
         assert metrics["num-examples"] == 2048  # env steps collected
         assert set(metrics) == {"num-examples", "region-index", *trainer.TRAIN_METRICS}
-        assert list(content["arrays"].keys()) == list(
-            initial
-        )  # the policy, nothing else
+        assert list(content["arrays"].keys()) == [wire.ARRAY_KEY]
+        # the policy, nothing else: one packed vector of exactly its parameters
+        packed = content["arrays"][wire.ARRAY_KEY].numpy()
+        assert packed.size == sum(v.size for v in initial.values())
     assert replies[0].metric_records["metrics"]["region-index"] == 0
     assert replies[1].metric_records["metrics"]["region-index"] == 2
 
@@ -168,16 +170,31 @@ def test_optimizer_state_survives_a_new_process_through_context_state(
             torch.testing.assert_close(restored[index][name], tensor)
 
 
-def test_weights_that_do_not_fit_are_refused_by_name(
+def test_weights_that_do_not_fit_are_refused_naming_the_layout(
     cfg: RunConfig, initial: dict
 ) -> None:
+    """Names do not travel (one packed vector), so the length and digest are checked."""
     app = make_app(to_run_config(cfg))
-    wrong = {
-        ("extra." + k if i == 0 else k): v for i, (k, v) in enumerate(initial.items())
-    }
-    with pytest.raises(WeightsMismatchError, match=r"missing keys \['mlp_extractor"):
+    layout = wire.layout_of(initial)
+    smaller = dict(list(initial.items())[:-1])  # another architecture: a tensor less
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"arrays.policy: expected {wire.size(layout)} parameters ("),
+    ):
         app(
-            message("train", wrong, **{"server-round": 1, "local-steps": 2048}),
+            message("train", smaller, **{"server-round": 1, "local-steps": 2048}),
+            context("us-east"),
+        )
+    other = wire.digest(wire.layout_of(smaller))
+    with pytest.raises(
+        ValueError, match=re.escape(f"the sender's policy layout ({other}) differs")
+    ):
+        app(
+            message(
+                "train",
+                initial,
+                **{"server-round": 1, "local-steps": 2048, "layout": other},
+            ),
             context("us-east"),
         )
 
@@ -193,9 +210,10 @@ def test_local_only_starts_from_its_own_policy(cfg: RunConfig, initial: dict) ->
         ),
         ctx,
     )
-    own = trainer.arrays_to_weights(first.content.array_records["arrays"])
+    layout = wire.layout_of(initial)
+    own = wire.unpack(first.content.array_records["arrays"], layout)
     np.testing.assert_array_equal(
-        trainer.arrays_to_weights(ctx.state.array_records["policy.us-east"])[
+        wire.unpack(ctx.state.array_records["policy.us-east"], layout)[
             "action_net.bias"
         ],
         own["action_net.bias"],
@@ -209,7 +227,7 @@ def test_local_only_starts_from_its_own_policy(cfg: RunConfig, initial: dict) ->
         ),
         ctx,
     )
-    after = flatten(trainer.arrays_to_weights(second.content.array_records["arrays"]))
+    after = flatten(wire.unpack(second.content.array_records["arrays"], layout))
     # one round moves the policy a little: it started from `own`, not from zeros
     assert np.linalg.norm(after - flatten(own)) < 0.2 * np.linalg.norm(after)
 

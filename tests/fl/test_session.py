@@ -16,8 +16,9 @@ from flwr.app import Error, Message, Metadata, MetricRecord, RecordDict
 from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
+from fl_server import wire
 from fl_server.config import to_run_config
-from fl_server.session import FederationSession, ResumeMismatchError, weights_to_arrays
+from fl_server.session import FederationSession, ResumeMismatchError
 from policies.params import flatten, get_weights
 
 REGIONS = ["us-east", "eu-central", "asia-east"]
@@ -71,7 +72,7 @@ def test_a_round_is_recorded_checkpointed_and_committed(
     session.round_started(1, [])
     session.train_replies(1, [train_reply(5, 0, 3.0), train_reply(6, 1, 4.5)])
     new = shifted(session, 0.01)
-    session.end_of_round(1, weights_to_arrays(new))
+    session.end_of_round(1, wire.pack(new))
 
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["last_round"] == 1 and state["rounds"] == 3
@@ -108,7 +109,7 @@ def test_a_restarted_server_resumes_after_the_last_complete_round(
     first = session_for(cfg, tmp_path)
     first.end_of_round(0, first.initial_arrays)
     after_one = shifted(first, 0.02)
-    first.end_of_round(1, weights_to_arrays(after_one))
+    first.end_of_round(1, wire.pack(after_one))
     first.rows.append(
         {"round": 2, "phase": "train", "policy": "local-update", "region": "us-east"}
     )

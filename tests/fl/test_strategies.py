@@ -39,6 +39,7 @@ class RecordingSession:
         self.started: list[tuple[int, list[Message]]] = []
         self.directory = self
         self.personal: dict[int, ArrayRecord] = {}
+        self.layout_digest = "0123456789abcdef"
 
     def refresh(self, grid: Any, timeout: float) -> None:
         """No handshake needed here."""
@@ -46,8 +47,11 @@ class RecordingSession:
     def absolute(self, server_round: int) -> int:
         return self.offset + server_round
 
-    def train_replies(self, server_round: int, replies: list[Message]) -> None:
+    def train_replies(
+        self, server_round: int, replies: list[Message]
+    ) -> list[Message]:
         self.train.append((server_round, replies))
+        return replies
 
     def round_started(self, server_round: int, messages: list[Message]) -> None:
         self.started.append((server_round, messages))
