@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def stop(signum: int, frame: types.FrameType | None) -> None:
         log.warning("signal %d: stopping after this step", signum)
-        loop.stopping = True
+        loop.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

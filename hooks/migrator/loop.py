@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class MigratorLoop:
         measure: Callable[[], float | None],
         series: TimeSeries,
         telemetry: Telemetry,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         preflight: Callable[[MigratePod, ClusterView], object] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -106,13 +107,23 @@ class MigratorLoop:
         self.measure = measure
         self.series = series
         self.telemetry = telemetry
-        self.sleep = sleep
+        self._stop = threading.Event()
+        self.sleep: Callable[[float], object] = sleep or self._stop.wait
+        """Waits (polls, rate limit): by default cut short by :meth:`stop`."""
         self.preflight = preflight
         self.rate = RateLimit(
             cfg.migrator.max_migrations_per_interval, cfg.migrator.rate_interval
         )
         self.virtual: ClusterView | None = None
-        self.stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for (a signal): finish the current step, then end."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """End after the current step; cuts any wait short."""
+        self._stop.set()
 
     @property
     def mode(self) -> str:
@@ -137,6 +148,8 @@ class MigratorLoop:
             pods = view.app_pods(k8s.namespace, k8s.app_label)
             if pods and all(p.ready for p in pods):
                 return True
+            if self.stopping:
+                return False
             self.sleep(mig.polling_period)
         return False
 
@@ -165,6 +178,13 @@ class MigratorLoop:
         ``refused``: the same state would get the same answer again.
         """
         k8s = self.cfg.kubernetes
+        wait = self.rate.wait_time()
+        if wait > 0:  # before deciding: a decision must not wait to be carried out
+            log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
+                        self.rate.limit, self.rate.interval, wait)  # fmt: skip
+            self.sleep(wait)
+            if self.stopping:
+                return StepResult(stop=True, moved=False)
         started = time.monotonic()
         view = self.state()
         payload = reach_payload(view, k8s.namespace, k8s.app_label, k8s.node_selector)
@@ -189,11 +209,6 @@ class MigratorLoop:
         }
         try:
             actions = plan(view, k8s.namespace, decision)
-            wait = self.rate.wait_time()
-            if wait > 0:
-                log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
-                            self.rate.limit, self.rate.interval, wait)  # fmt: skip
-                self.sleep(wait)
             results = [self._act(action, view) for action in actions]
         except GuardRailError as err:
             self.telemetry.migrations.labels(outcome="refused").inc()

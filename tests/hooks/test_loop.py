@@ -169,7 +169,10 @@ def test_rate_limit_waits_between_migrations(
         loop.sleep = sleep
         loop.rate = RateLimit(1, 30.0, clock=lambda: now[0])
         assert loop.run_once() == 0
-    assert sleeps == [pytest.approx(30.0)]
+    # the budget (1 per 30 s) is spent before the 2nd and the 3rd decision (a stop):
+    # the loop waits before asking, so no decision goes stale while it waits
+    assert sleeps == [pytest.approx(30.0), pytest.approx(30.0)]
+    assert len(stub.payloads) == 3
     assert RateLimit(0, 30.0).wait_time() == 0.0
 
 
