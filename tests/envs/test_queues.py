@@ -75,9 +75,22 @@ def test_mm1_mean_wait_within_5_percent() -> None:
     assert measured == pytest.approx(expected, rel=0.05)
 
 
+# M/M/4 at offered load a = lambda / mu = 3.2 Erlang (rho = 0.8), worked by hand:
+#   sum_{k<4} a^k / k! = 1 + 3.2 + 5.12 + 5.46133 = 14.78133
+#   a^4 / 4! * c / (c - a) = 4.36907 * 5 = 21.84533
+#   P(wait) = 21.84533 / (14.78133 + 21.84533) = 0.59643   (Erlang C tables: 0.5964)
+#   W_q = P(wait) / (c mu - lambda) = 0.59643 / (400 - 320) s = 7.4554 ms
+ERLANG_C_4_AT_3_2 = 0.59643
+MMC_WAIT_4_AT_0_8_S = 0.0074554
+
+
+def test_erlang_c_formula_matches_the_hand_worked_m_m_4() -> None:
+    assert erlang_c(320.0, 100.0, 4) == pytest.approx(ERLANG_C_4_AT_3_2, abs=1e-5)
+    assert mmc_mean_wait(320.0, 100.0, 4) == pytest.approx(
+        MMC_WAIT_4_AT_0_8_S, rel=1e-4
+    )
+
+
 def test_erlang_c_mean_wait_within_5_percent() -> None:
-    cores, mu = 4, 100.0
-    lam = 0.8 * cores * mu
-    expected = mmc_mean_wait(lam, mu, cores)
-    measured = measured_mean_wait(cores=cores, utilization=0.8, envs=32, steps=12_000)
-    assert measured == pytest.approx(expected, rel=0.05)
+    measured = measured_mean_wait(cores=4, utilization=0.8, envs=32, steps=12_000)
+    assert measured == pytest.approx(MMC_WAIT_4_AT_0_8_S, rel=0.05)

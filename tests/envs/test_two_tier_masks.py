@@ -1,17 +1,26 @@
-"""Masks over random scenarios and states (hypothesis): never empty, never infeasible."""
+"""Masks over random scenarios and states (hypothesis): never empty, never infeasible.
+
+Feasibility is decided from the scenario spec itself (a node can serve a type when the
+type gives an execution time for the node's CPU class and needs no more memory than
+the node has per core; residency from the regions table's continents), never from the
+tables the simulator compiled.
+"""
 
 from __future__ import annotations
+
+import csv
+from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envs import TwoTierCore, TwoTierEnvConfig, load_scenario
-from envs.datasets import regions
-from envs.scenario import TN_CAPABLE
 from envs.two_tier import kernels as K
 
-REGIONS = list(regions())
+with (Path(__file__).parents[2] / "envs" / "data" / "regions.csv").open() as _f:
+    CONTINENT = {row["region_id"]: row["continent"] for row in csv.DictReader(_f)}
+REGIONS = list(CONTINENT)
 
 
 @st.composite
@@ -29,6 +38,7 @@ def scenarios(draw: st.DrawFn) -> dict:
                     "size": draw(st.sampled_from(["small", "medium", "large"])),
                     "count": draw(st.integers(1, 5)),
                     "cpu_type": draw(st.sampled_from(cpu_classes)),
+                    "vcpus": draw(st.sampled_from([1, 2, 4, 8])),
                     "memory_gib": draw(st.sampled_from([1.0, 4.0, 16.0])),
                 }
             )
@@ -61,6 +71,18 @@ def scenarios(draw: st.DrawFn) -> dict:
     return {"name": "random", "regions": region_specs, "request_types": types}
 
 
+def capable_from_spec(spec: dict, node_name: str, type_index: int) -> bool:
+    """Whether node ``<region>/<pool>-<i>`` can serve the type, read off the spec."""
+    region_id, rest = node_name.split("/")
+    pool_name = rest.rsplit("-", 1)[0]
+    region = next(r for r in spec["regions"] if r["id"] == region_id)
+    pool = next(p for p in region["pools"] if p["name"] == pool_name)
+    kind = spec["request_types"][type_index]
+    has_class = str(pool["cpu_type"]) in kind["execution_time"]
+    fits = kind["memory_gib"] <= pool["memory_gib"] / pool["vcpus"]
+    return has_class and fits
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     spec=scenarios(),
@@ -81,6 +103,7 @@ def test_masks_never_empty_never_infeasible(
         config=config,
     )
     world = core.world
+    names = world.node_names
     rng = np.random.default_rng(seed)
     core.reset(seed=seed)
     for _ in range(120):
@@ -88,21 +111,28 @@ def test_masks_never_empty_never_infeasible(
         assert masks.any(axis=1).all(), "a mask admits no action"
         for b in range(core.num_envs):
             k = core.ist[b, K.IS_TYPE]
-            o = core.ist[b, K.IS_ORIGIN]
+            origin = world.region_ids[core.ist[b, K.IS_ORIGIN]]
+            kind = spec["request_types"][k]
             if core.ist[b, K.IS_PHASE] == 0:
-                for q in np.flatnonzero(masks[b]):
-                    lo, hi = world.region_i[q, 0], world.region_i[q, 1]
-                    assert world.type_node[k, lo:hi, TN_CAPABLE].any()
-                    if world.type_f[k, 3]:  # same continent
-                        assert world.region_i[q, 2] == world.region_i[o, 2]
-            else:
-                q = core.ist[b, K.IS_SELECTED]
-                lo, hi = world.region_i[q, 0], world.region_i[q, 1]
-                for i in np.flatnonzero(masks[b]):
-                    assert lo + i < hi, "a padded node slot is admitted"
-                    assert world.type_node[k, lo + i, TN_CAPABLE] > 0, (
-                        "an incapable node"
+                for q, region in enumerate(world.region_ids):
+                    prefix = f"{region}/"
+                    can_serve = any(
+                        capable_from_spec(spec, name, k)
+                        for name in names
+                        if name.startswith(prefix)
                     )
+                    resident = (
+                        not kind["same_continent"]
+                        or CONTINENT[region] == CONTINENT[origin]
+                    )
+                    assert masks[b, q] == (can_serve and resident), (region, kind)
+                assert not masks[b, world.n_regions :].any()
+            else:
+                region = world.region_ids[core.ist[b, K.IS_SELECTED]]
+                nodes = [n for n in names if n.startswith(f"{region}/")]
+                for i in np.flatnonzero(masks[b]):
+                    assert i < len(nodes), "a padded node slot is admitted"
+                    assert capable_from_spec(spec, nodes[i], k), "an incapable node"
         actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
         out = core.step(actions)
         assert not core.comps[:, K.C_INVALID].any()

@@ -110,15 +110,18 @@ def test_a_seeded_round_does_not_depend_on_what_ran_before() -> None:
 
 
 def test_proximal_term_keeps_local_weights_near_the_global_ones() -> None:
-    distances = {}
+    distances, terms = {}, {}
     for mu in (0.0, 5.0):
         trainer = LocalTrainer(vec_env(seed=4), SMALL, seed=4)
         start = get_weights(trainer.model.policy)
         result = trainer.fit(start, steps=512, proximal_mu=mu)
         distances[mu] = float(np.linalg.norm(flatten(result.weights) - flatten(start)))
+        terms[mu] = result.metrics["train/proximal_term"]
         assert result.env_steps == 512
-        assert result.metrics["train/proximal_term"] >= 0.0
     assert 0 < distances[5.0] < distances[0.0]
+    assert terms[0.0] == 0.0  # no term without mu, however far the weights moved
+    assert terms[5.0] > 0.0  # the weights moved, so (mu/2)||w - w_global||^2 > 0
+    assert terms[5.0] == pytest.approx(0.5 * 5.0 * distances[5.0] ** 2, rel=1e-4)
 
 
 def test_weights_round_trip_in_a_fixed_named_order() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
 from envs.reach.config import RescheduleConfig
+from envs.reach.formats import packaged_cluster
 from policies.config import PolicyConfig, TrainConfig
 from policies.identity import with_identity
 from policies.local import LocalTrainer
@@ -44,14 +46,60 @@ def test_training_env_appends_the_one_hot_and_forwards_masks() -> None:
     assert tagged.observation_space.contains(stepped[0])
 
 
+class Recorder:
+    """Delegates to a policy (or picks the first valid action) and keeps its inputs."""
+
+    def __init__(self, policy: Any = None) -> None:
+        self.policy = policy
+        self.observations: list[np.ndarray] = []
+        self.masks: list[np.ndarray | None] = []
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        self.observations.append(np.array(observation, copy=True))
+        self.masks.append(None if action_masks is None else action_masks.copy())
+        if self.policy is not None:
+            return self.policy.predict(
+                observation, deterministic=deterministic, action_masks=action_masks
+            )
+        assert action_masks is not None
+        return action_masks.argmax(axis=1), None
+
+
 def test_policy_trained_with_identity_is_evaluated_with_it() -> None:
+    """The trained model receives its cluster's one-hot after the env's observation."""
+    cluster = str(packaged_cluster())
     cfg = run_cfg(slots=3)
-    trainer = LocalTrainer(make_training_env(cfg, None, 2, 0), cfg.policy, seed=0)
+    cfg.federation.regions = ["a", cluster, "c"]  # the evaluated cluster is slot 1
+    trainer = LocalTrainer(make_training_env(cfg, cluster, 2, 0), cfg.policy, seed=0)
     trainer.fit(None, steps=128)
-    results = evaluate(trainer.model, cfg, None, seeds=[1, 2])
-    assert len(results) == 2 and all(
-        np.isfinite(r["latency_after_ms"]) for r in results
-    )
+    recorder = Recorder(trainer.model)
+    results = evaluate(recorder, cfg, cluster, seeds=[1, 2])
+    assert len(results) == 2
+    width = trainer.model.observation_space.shape[0]
+    for obs, masks in zip(recorder.observations, recorder.masks, strict=True):
+        assert obs.shape == (2, width)
+        np.testing.assert_array_equal(obs[:, -3:], [[0, 1, 0], [0, 1, 0]])
+        assert masks is not None and masks.shape == (2, trainer.model.action_space.n)
+
+
+def test_identity_is_appended_and_nothing_else_changes() -> None:
+    """Same seeds and actions: the tagged observations are the plain ones + one-hot."""
+    plain, tagged = Recorder(), Recorder()
+    evaluate(plain, run_cfg(slots=0), None, seeds=[3, 4])
+    evaluate(tagged, run_cfg(slots=3), None, seeds=[3, 4])
+    assert len(plain.observations) == len(tagged.observations) > 10
+    for bare, tag in zip(plain.observations, tagged.observations, strict=True):
+        np.testing.assert_array_equal(tag[:, :-3], bare)
+        np.testing.assert_array_equal(tag[:, -3:], [[1, 0, 0], [1, 0, 0]])  # None: 0
+    for bare_mask, tag_mask in zip(plain.masks, tagged.masks, strict=True):
+        np.testing.assert_array_equal(tag_mask, bare_mask)
 
 
 def test_identity_index_is_checked() -> None:
