@@ -22,8 +22,9 @@ role           runs
 Anything else runs as given (``flwr supernode register ...``, ``python ...``).
 Before that, two things a read-only container needs:
 
-* every ``NAME_FILE`` variable whose ``NAME`` is unset sets ``NAME`` to the file's
-  content (the secrets convention of official images), e.g. ``SERVING_API_KEY_FILE``;
+* ``SERVING_API_KEY_FILE``, if ``SERVING_API_KEY`` is unset, sets it to the file's
+  content (the ``*_FILE`` secrets convention of official images, for the variables in
+  :data:`SECRETS` only: other ``*_FILE`` variables are paths meant as paths);
 * the writable folders the environment names (``FLWR_HOME``, ``NUMBA_CACHE_DIR``,
   ``MPLCONFIGDIR``, ``TMPDIR``) are created, since an emptyDir or tmpfs starts empty.
 """
@@ -47,6 +48,8 @@ ROLES: dict[str, list[str]] = {
     "register": ["python", "-m", "scripts.register_nodes"],
 }
 """Role -> the command it starts (the role's arguments follow)."""
+SECRETS = ("SERVING_API_KEY",)
+"""Variables that may come from a file named by ``<NAME>_FILE``."""
 WRITABLE = ("FLWR_HOME", "NUMBA_CACHE_DIR", "MPLCONFIGDIR", "TMPDIR")
 """Variables naming folders that must exist before the program starts."""
 DEFAULT_POLL_S = "0.2"
@@ -54,18 +57,17 @@ DEFAULT_POLL_S = "0.2"
 
 
 def load_secret_files(environ: MutableMapping[str, str]) -> list[str]:
-    """Set ``NAME`` from the file ``NAME_FILE`` names; the names set.
+    """Set each unset :data:`SECRETS` variable from ``<NAME>_FILE``; the names set.
 
     Raises:
-        ValueError: a ``*_FILE`` variable naming a file that cannot be read.
+        ValueError: a ``<NAME>_FILE`` naming a file that cannot be read.
     """
     loaded = []
-    for variable, path in sorted(environ.items()):
-        if not variable.endswith("_FILE") or len(variable) <= len("_FILE"):
-            continue
-        name = variable[: -len("_FILE")]
-        if name in environ:
+    for name in SECRETS:
+        variable = f"{name}_FILE"
+        if name in environ or variable not in environ:
             continue  # an explicit value wins
+        path = environ[variable]
         try:
             environ[name] = Path(path).read_text().strip()
         except OSError as err:

@@ -47,12 +47,15 @@ def test_a_supernode_without_its_region_is_refused() -> None:
 
 def test_secret_files_fill_unset_variables_and_folders_appear(tmp_path: Path) -> None:
     (tmp_path / "key").write_text("s3cret-value\n")
-    env = {"SERVING_API_KEY_FILE": str(tmp_path / "key"), "KEEP_FILE": "/nope",
-           "KEEP": "explicit"}  # fmt: skip
+    env = {"SERVING_API_KEY_FILE": str(tmp_path / "key"), "TF_CLI_CONFIG_FILE": "/x"}
     assert entrypoint.load_secret_files(env) == ["SERVING_API_KEY"]
-    assert env["SERVING_API_KEY"] == "s3cret-value" and env["KEEP"] == "explicit"
-    with pytest.raises(ValueError, match=r"^MISSING_FILE: expected a readable file"):
-        entrypoint.load_secret_files({"MISSING_FILE": str(tmp_path / "absent")})
+    assert env["SERVING_API_KEY"] == "s3cret-value"
+    assert "TF_CLI_CONFIG" not in env  # other *_FILE variables are plain paths
+    explicit = {"SERVING_API_KEY": "given", "SERVING_API_KEY_FILE": "/absent"}
+    assert entrypoint.load_secret_files(explicit) == []
+    assert explicit["SERVING_API_KEY"] == "given"
+    with pytest.raises(ValueError, match=r"^SERVING_API_KEY_FILE: expected a readable"):
+        entrypoint.load_secret_files({"SERVING_API_KEY_FILE": str(tmp_path / "no")})
     dirs = {v: str(tmp_path / "state" / v.lower()) for v in entrypoint.WRITABLE}
     entrypoint.make_writable_dirs(dirs)
     assert all(Path(p).is_dir() for p in dirs.values())

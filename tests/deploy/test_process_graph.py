@@ -1,0 +1,189 @@
+"""The compose demo's process graph, for real, as plain processes on 127.0.0.1.
+
+Every service of ``docker-compose.yaml`` runs with its own command line, environment
+and start order (``compose_graph`` translates them): the certificate one-shot, a TLS
+SuperLink, three SuperNodes each with its warm worker, ``flwr run`` through the
+submit one-shot, the keyed policy server, the migrator with its loopback policy
+sidecar, and a real Prometheus scraping both. The migrator's cluster is the
+Kubernetes API double seeded with the trained topology; its latency query asks
+Prometheus whether the policy server is up (1000 ms when it is, above the QoS), so
+it plans as soon as the loop is closed. One federation round (``DEMO_ROUNDS=1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from envs.reach.formats import load_reach_config, packaged_cluster
+from hooks.jsonl import read_jsonl
+from tests.hooks.conftest import write_kubeconfig
+from tests.hooks.kube_double import KubeDouble
+
+from .compose_graph import Graph, resolve
+from .conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+NAMESPACE = "shop"
+PART_OF = ("app.kubernetes.io/part-of", "reach-demo")
+
+
+def until(what: str, probe: Any, timeout: float, graph: Graph) -> Any:
+    """Poll ``probe()`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        dead = [n for n, m in graph.processes.items()
+                if not m.alive() and n not in {"certs", "submit"}]  # fmt: skip
+        assert not dead, {n: graph.log(n)[-2000:] for n in dead}
+        time.sleep(1.0)
+    raise TimeoutError(f"{what} after {timeout} s; logs in {graph.logs}")
+
+
+@pytest.fixture
+def double() -> Iterator[KubeDouble]:
+    with KubeDouble() as d:
+        yield d
+
+
+@pytest.fixture
+def graph(double: KubeDouble, tmp_path: Path) -> Iterator[Graph]:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", double.url)
+    model = resolve(
+        [ROOT / "docker-compose.yaml"],
+        {
+            "DEMO_ROUNDS": "1",
+            "MIGRATOR_KUBECONFIG": str(kubeconfig),
+            "MIGRATOR_NAMESPACE": NAMESPACE,
+            "MIGRATOR_APP_LABEL": "=".join(PART_OF),
+            "MIGRATOR_LATENCY_QUERY": '1000 * max(up{job="policy-server"})',
+        },
+    )
+    graph = Graph(model, tmp_path / "graph")
+    try:
+        yield graph
+    finally:
+        graph.stop()
+        assert graph.left() == []
+
+
+def get(url: str, **kw: Any) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=5, **kw)
+    except httpx.HTTPError:
+        return None
+
+
+def seed(double: KubeDouble, ready: dict[str, Any]) -> None:
+    """The served topology (``/readyz``), one pod per service, in the namespace.
+
+    Node sizes and pod requests are the packaged cluster's (largest node choice).
+    """
+    config = load_reach_config(packaged_cluster(), "aggregator_sequential")
+    sizes = {n.name: n for n in config.nodes.nodes}
+    assert set(ready["nodes"]) == set(sizes)  # the demo regions are the 7-21 cluster
+    for name in ready["nodes"]:
+        node = sizes[name]
+        double.add_node(name, cpu=f"{max(node.cpu_choices):g}",
+                        memory=f"{max(node.memory_choices):g}Gi")  # fmt: skip
+    requests = {s.name: s for s in config.services}
+    for name in ready["services"]:
+        service = requests[name]
+        double.add_deployment(
+            NAMESPACE, name, 1, cpu=f"{service.cpu * 1000:g}m",
+            memory=f"{service.memory * 1024:g}Mi", labels=dict([PART_OF]),
+        )  # fmt: skip
+
+
+def test_the_compose_graph_federates_serves_scrapes_and_plans(
+    graph: Graph, double: KubeDouble
+) -> None:
+    graph.up(timeout=240)
+    runs = graph.root / "volumes" / "runs"
+    secrets = graph.root / "volumes" / "secrets"
+
+    # one federation round completes: submit follows the run to finished:completed
+    until("submit finished", lambda: graph.processes["submit"].popen.poll() is not None,
+          900, graph)  # fmt: skip
+    assert graph.processes["submit"].popen.returncode == 0, graph.log("submit")[-4000:]
+    assert "finished:completed" in graph.log("submit")
+    folder = runs / "runs" / "demo"
+    assert json.loads((folder / "state.json").read_text())["last_round"] == 1
+    checkpoint = folder / "global_policy.zip"
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+
+    # the public policy server loads that checkpoint (its key from the secrets volume)
+    key = (secrets / "serving-api-key").read_text().strip()
+    base = f"http://127.0.0.1:{graph.port('policy-server', 8000)}"
+
+    def loaded() -> dict[str, Any] | None:
+        reply = get(base + "/readyz")
+        if reply is None or reply.status_code != 200:
+            return None
+        body: dict[str, Any] = reply.json()
+        return body if digest[:12] in json.dumps(body) else None
+
+    ready = until("policy server loaded the global checkpoint", loaded, 180, graph)
+    assert get(base + "/metrics").status_code == 401  # type: ignore[union-attr]
+    metrics = get(base + "/metrics", headers={"X-API-Key": key})
+    assert metrics is not None and metrics.status_code == 200
+    seed(double, ready)
+
+    # Prometheus scrapes both targets
+    prometheus = f"http://127.0.0.1:{graph.port('prometheus', 9090)}"
+
+    def both_up() -> dict[str, str] | None:
+        reply = get(prometheus + "/api/v1/query", params={"query": "up"})
+        if reply is None or reply.status_code != 200:
+            return None
+        seen = {
+            r["metric"]["job"]: r["value"][1] for r in reply.json()["data"]["result"]
+        }
+        return seen if seen == {"policy-server": "1", "migrator": "1"} else None
+
+    until("Prometheus scraped the policy server and the migrator", both_up, 120, graph)
+
+    # the migrator plans (dry-run): each decision of the real policy on the seeded
+    # cluster is recorded; a move is also logged and written to the plan file; the
+    # cluster receives reads only
+    series = runs / "migrator" / "timeseries.jsonl"
+
+    def decided() -> list[dict[str, Any]]:
+        rows = read_jsonl(series) if series.exists() else []
+        return [r for r in rows if r["event"] in {"stop", "rescheduling"}]
+
+    decisions = until("the migrator's first decision", decided, 180, graph)
+    first = decisions[0]
+    assert first["mode"] == "dry-run" and first["latency"] == 1000.0
+    assert set(first["payload"]["cluster_state"]["nodes"]) == set(ready["nodes"])
+    assert set(first["payload"]["cluster_state"]["services"]) == set(ready["services"])
+    assert "MODE dry-run" in graph.log("migrator")
+    plan_file = runs / "migrator" / "plan.jsonl"
+    plan = read_jsonl(plan_file) if plan_file.exists() else []
+    moves = [r for r in decided() if r["event"] == "rescheduling"]
+    assert len(plan) >= len(moves)
+    for record in plan:
+        assert record["mode"] == "dry-run" and record["target_node"] in ready["nodes"]
+        assert f"DRY-RUN would migrate Pod {NAMESPACE}/{record['pod']}" in graph.log(
+            "migrator"
+        )
+    assert double.mutating() == []
+
+    # ... and Prometheus sees the migrator's decisions
+    def counted() -> bool:
+        reply = get(prometheus + "/api/v1/query",
+                    params={"query": "sum(hooks_migrator_decisions_total)"})  # fmt: skip
+        result = reply.json()["data"]["result"] if reply is not None else []
+        return bool(result) and float(result[0]["value"][1]) >= 1
+
+    until("Prometheus scraped the migrator's decisions", counted, 60, graph)
