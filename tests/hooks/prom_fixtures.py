@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ class Exporter:
 
     def __init__(self, collector: LinearCollector):
         self.registry = CollectorRegistry()
-        self.registry.register(collector)  # type: ignore[arg-type]
+        self.registry.register(collector)
         self.port = free_port()
         self.server, self.thread = start_http_server(
             self.port, addr="127.0.0.1", registry=self.registry
@@ -132,7 +132,7 @@ class Prometheus:
         self,
         folder: Path,
         jobs: dict[str, list[str]],
-        rule_files: list[Path] = (),  # type: ignore[assignment]
+        rule_files: Sequence[Path] = (),
     ) -> None:
         assert PROMETHEUS is not None
         self.port = free_port()

@@ -57,7 +57,7 @@ def test_selectors_filter_like_the_api_server(
     assert _names(core.list_namespaced_pod(NS, label_selector="!tier")) == web
     assert _names(core.list_namespaced_pod(NS, label_selector="tier")) == db
     assert _names(core.list_namespaced_pod(NS, label_selector="app!=web")) == db
-    node = double.get("Pod", NS, web[0])["spec"]["nodeName"]  # type: ignore[index]
+    node = double.get("Pod", NS, web[0])["spec"]["nodeName"]
     on_node = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}")
     expected = [
         p["metadata"]["name"] for p in double.pods() if p["spec"]["nodeName"] == node
@@ -102,7 +102,7 @@ def test_watch_streams_changes_after_the_version_and_ends_at_its_timeout(
     elapsed = time.monotonic() - started
     # the pod newly matches the selector: the API server reports it as ADDED
     assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", name)]
-    assert 0.9 <= elapsed < 5.0
+    assert 0.9 <= elapsed < 10.0  # ended by timeoutSeconds, not at once
 
 
 def test_watch_from_a_compacted_version_is_410(
@@ -246,7 +246,7 @@ def test_readiness_transitions_and_node_conditions(
     double.wait_for(
         lambda: bool((double.get("Pod", NS, "late") or {})["spec"].get("nodeName")), 5
     )
-    assert double.get("Pod", NS, "late")["spec"]["nodeName"] == "node-c"  # type: ignore[index]
+    assert double.get("Pod", NS, "late")["spec"]["nodeName"] == "node-c"
 
 
 def test_faults_answer_the_next_calls_then_stop(

@@ -32,7 +32,7 @@ def _config(**migrator: object) -> HooksConfig:
     return HooksConfig(
         kubernetes=KubernetesConfig(namespace=NS, app_label="app=web"),
         migrator=MigratorConfig(max_step=5, max_pod_waiting_retries=50,
-                                polling_period=0.05, **migrator),  # type: ignore[arg-type]
+                                polling_period=0.05, **migrator),
     )  # fmt: skip
 
 

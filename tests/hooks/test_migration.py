@@ -120,7 +120,7 @@ def test_never_ready_replacement_is_rolled_back_and_the_old_pod_keeps_running(
 ) -> None:
     double.knobs.never_ready = lambda pod: pod["spec"].get("nodeName") == "node-c"
     action = _move(double)
-    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]  # type: ignore[index]
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
     timeouts = Timeouts(ready=1.0, handover=1.0, watch_chunk=1.0)
     with pytest.raises(MigrationFailed, match=r"not Ready on node-c within 1 s") as e:
         PodMigrator(api, timeouts).migrate(action)
@@ -135,7 +135,7 @@ def test_failed_replacement_is_rolled_back_at_once(
 ) -> None:
     double.knobs.fail = lambda pod: pod["spec"].get("nodeName") == "node-c"
     action = _move(double)
-    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]  # type: ignore[index]
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
     with pytest.raises(MigrationFailed, match="the replacement failed"):
         PodMigrator(api, Timeouts(ready=30.0, handover=30.0)).migrate(action)
     _assert_untouched(double, action, uid)
@@ -150,7 +150,7 @@ def test_replicaset_shedding_the_replacement_leaves_the_old_pod(
     """
     double.knobs.honour_deletion_cost = False
     action = _move(double)
-    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]  # type: ignore[index]
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
     with pytest.raises(MigrationFailed, match="removed the replacement"):
         PodMigrator(api, FAST).migrate(action)
     _assert_untouched(double, action, uid)
@@ -163,7 +163,7 @@ def test_a_conflict_is_retried_after_reading_again(
     src = f"/api/v1/namespaces/{NS}/pods/{action.pod}"
     double.fault("PATCH", re.escape(src) + "$", 409, times=1)
     double.fault("POST", rf"/namespaces/{NS}/pods$", 409, times=1, reason="Conflict")
-    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]  # type: ignore[index]
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
     result = PodMigrator(api, FAST).migrate(action)
     assert result.outcome == "completed"
     _assert_migrated(double, action, uid)
@@ -197,7 +197,7 @@ def test_forbidden_stops_with_a_clear_message_and_undoes_the_mark(
     )
     double.fault("POST", rf"/namespaces/{NS}/pods$", 403, times=5, message=message)
     action = _move(double)
-    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]  # type: ignore[index]
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
     with pytest.raises(PermanentHookError) as caught:
         PodMigrator(api, FAST).migrate(action)
     assert caught.value.status == 403
@@ -342,7 +342,7 @@ def test_a_crash_at_each_step_is_settled_by_the_next_start(
             raise Crash(done)
 
     action = _move(double)
-    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]  # type: ignore[index]
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
     with pytest.raises(Crash):
         PodMigrator(fast_api(kubeconfig), FAST, checkpoint=crash_at).migrate(action)
     # a fresh process: new client, new migrator, only the objects' markers

@@ -2,8 +2,9 @@
 
 Expected numbers are worked out from what the exporters serve (textbook
 ``histogram_quantile`` interpolation, sums of requests), never by the adapter.
-Rates are compared within 2 %: Prometheus stamps a sample at the scrape's start
-and the exporter computes it a few milliseconds later.
+Rates are compared within 5 %: Prometheus stamps a sample at the scrape's start
+and the exporter computes it a little later, by a lag that varies with the load
+(tens of ms over a 4 s window); ratios of series scraped together are exact.
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     server = Prometheus(tmp_path_factory.mktemp("prometheus"), jobs, [RULES])
     try:
         server.wait_scraping(WINDOW)
-        server.instances = {n: e.target for n, e in exporters.items()}  # type: ignore[attr-defined]
         yield server
     finally:
         server.stop()
@@ -184,7 +184,7 @@ def test_node_exporter_form_maps_instance_to_node_name(prometheus: Prometheus) -
     assert sorted(got) == ["node-a", "node-b"]
     for node, idle in IDLE.items():
         cores, gib = got[node]
-        assert cores == pytest.approx(sum(idle), rel=0.02)
+        assert cores == pytest.approx(sum(idle), rel=0.05)
         assert gib == MEM_AVAILABLE[node] / GIB
 
 
@@ -214,7 +214,7 @@ def test_request_rates_by_service(prometheus: Prometheus) -> None:
     got = _adapter(prometheus).request_rates()
     assert sorted(got) == sorted(REQUESTS_PER_S)
     for service, rate in REQUESTS_PER_S.items():
-        assert got[service] == pytest.approx(rate, rel=0.02)
+        assert got[service] == pytest.approx(rate, rel=0.05)
 
 
 @needs_prometheus
@@ -267,11 +267,11 @@ def test_strip_port_and_identity_mappings() -> None:
             return [{"metric": {"instance": "edge-1:9100"}, "value": [0, str(2 * GIB)]}]
 
     strip = PrometheusAdapter(
-        Canned(), PrometheusConfig(node_form=NodeForm.node_exporter,  # type: ignore[arg-type]
+        Canned(), PrometheusConfig(node_form=NodeForm.node_exporter,
                                    instance_map=InstanceMap.strip_port))  # fmt: skip
     assert strip.node_availability() == {"edge-1": (1.5, 2.0)}
     same = PrometheusAdapter(
-        Canned(), PrometheusConfig(node_form=NodeForm.node_exporter,  # type: ignore[arg-type]
+        Canned(), PrometheusConfig(node_form=NodeForm.node_exporter,
                                    instance_map=InstanceMap.identity))  # fmt: skip
     assert same.node_availability() == {"edge-1:9100": (1.5, 2.0)}
 

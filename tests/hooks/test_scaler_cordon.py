@@ -68,7 +68,7 @@ def test_an_hpa_owned_deployment_is_left_alone_with_a_warning_and_backoff(
     now[0] = 301.0
     assert scaler(ScaleDeployment(NS, "web", 5)) == "hpa"
     assert all(r.method == "GET" for r in double.requests)
-    assert double.get("Deployment", NS, "web")["spec"]["replicas"] == 2  # type: ignore[index]
+    assert double.get("Deployment", NS, "web")["spec"]["replicas"] == 2
 
 
 def test_dry_run_scaling_sends_nothing(
@@ -115,10 +115,10 @@ def test_reach_cordon_protocol_moves_the_pod_and_restores_the_cluster(
     }
     assert [n for n, obj in nodes.items() if obj["spec"]["unschedulable"]] == [
         "node-gpu"
-    ]  # type: ignore[index]
+    ]
     dep = double.get("Deployment", NS, "web")
-    assert dep["spec"]["replicas"] == 2  # type: ignore[index]
-    assert markers.ORIGINAL_REPLICAS not in (dep["metadata"].get("annotations") or {})  # type: ignore[index]
+    assert dep["spec"]["replicas"] == 2
+    assert markers.ORIGINAL_REPLICAS not in (dep["metadata"].get("annotations") or {})
     scale_patches = [
         r.body
         for r in double.requests
@@ -153,7 +153,7 @@ def test_a_crashed_cordon_run_is_undone_from_its_marks(
     done = reconcile(api, NS)
     assert sorted(done) == ["restored web to 2 replicas", "uncordoned node-a",
                             "uncordoned node-b"]  # fmt: skip
-    assert double.get("Node", "", "node-gpu")["spec"]["unschedulable"] is True  # type: ignore[index]
-    assert double.get("Deployment", NS, "web")["spec"]["replicas"] == 2  # type: ignore[index]
+    assert double.get("Node", "", "node-gpu")["spec"]["unschedulable"] is True
+    assert double.get("Deployment", NS, "web")["spec"]["replicas"] == 2
     double.wait_for(lambda: len(double.app_pods(NS, "web")) == 2, 5)
     assert sequence(double)  # sanity: the reconcile went over HTTP

@@ -143,7 +143,7 @@ class MeasuredPrometheus:
 def test_measured_times_and_rates_go_into_the_call_patterns(
     cluster: KubeDouble, api: KubeApi, tmp_path: Path
 ) -> None:
-    folder = snapshot(api, MeasuredPrometheus(), NS, "tier=app", "", TEMPLATE,  # type: ignore[arg-type]
+    folder = snapshot(api, MeasuredPrometheus(), NS, "tier=app", "", TEMPLATE,
                       PATTERN, tmp_path)  # fmt: skip
     patterns = json.loads((tmp_path / f"{PATTERN}_call_patterns.json").read_text())
     gateway = patterns["browse"]["call-path"][0]["gateway"]
