@@ -218,8 +218,10 @@ def node_matches(pod: PodInfo, node: NodeInfo) -> bool:
             return False
     if not pod.affinity_terms:
         return True
+    fields = {"metadata.name": node.name}
     return any(
         all(_expression(node.labels, e) for e in term.get("matchExpressions") or [])
+        and all(_expression(fields, e) for e in term.get("matchFields") or [])
         for term in pod.affinity_terms
     )
 

@@ -255,6 +255,7 @@ class MigratorLoop:
         Returns 1 if a move failed (it was settled), else 0.
         """
         mig = self.cfg.migrator
+        self.virtual = None
         self.series.record(Row("experiment_start", mode=self.mode))
         moves, failed = 0, False
         for _ in range(mig.max_step):
@@ -282,6 +283,7 @@ class MigratorLoop:
         while not self.stopping and (deadline is None or time.monotonic() < deadline):
             latency = self.latency()
             self.series.record(Row("latency", latency, mode=self.mode))
+            self.virtual = None  # each trigger looks at the live cluster again
             if latency is not None and latency > mig.qos_threshold:
                 if self.actuator.mode is not Mode.LIVE or self.wait_all_ready():
                     try:

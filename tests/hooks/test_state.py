@@ -41,6 +41,14 @@ def cluster(bare_double: KubeDouble) -> KubeDouble:
               spec={"nodeSelector": {"zone": "a"}})  # fmt: skip
     d.add_pod(APP, "big-1234-ddddd", "node-b", "3", "4Gi", app)
     d.add_pod(APP, "solo-9f9f-eeeee", "node-off", "5", "1Gi", app)
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{
+            "matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["b"]}],
+            "matchFields": [{"key": "metadata.name", "operator": "In",
+                             "values": ["node-a", "node-b", "node-c"]}],
+        }]}}}  # fmt: skip
+    d.add_pod(APP, "pinned-2222-fffff", "node-c", "500m", "512Mi", app,
+              spec={"affinity": affinity})  # fmt: skip
     # not the app: counts on its node, is not listed
     d.add_pod("kube-system", "dns", "node-c", "500m", "512Mi", {"app": "dns"})
     # finished: neither counted nor listed
@@ -57,8 +65,8 @@ EXPECTED_NODES = {
     "node-a": (2500.0, 6.0),
     # node-b: 4 - 1 (gateway-b) - 3 (big) = 0; 8 - 1 - 4 = 3 GiB
     "node-b": (0.0, 3.0),
-    # node-c: 1 - 0.5 (dns, another namespace) = 0.5; 2 - 0.5 = 1.5 GiB
-    "node-c": (500.0, 1.5),
+    # node-c: 1 - 0.5 (dns, another namespace) - 0.5 (pinned) = 0; 2 - 0.5 - 0.5 = 1
+    "node-c": (0.0, 1.0),
     "node-gpu": (8000.0, 16.0),
     # node-off: 6 - 5 (solo) = 1; 8 - 1 = 7 GiB
     "node-off": (1000.0, 7.0),
@@ -66,7 +74,7 @@ EXPECTED_NODES = {
 }
 EXPECTED_DEPLOYABLE = {
     # 1 core / 1 GiB, tolerates gpu: own node (2.5 + 1 free), node-gpu; node-b has
-    # 0, node-c 0.5, node-off is cordoned, node-down NotReady
+    # 0, node-c 0, node-off is cordoned, node-down NotReady
     "gateway-7c4b-aaaaa": ["node-a", "node-gpu"],
     # same without the toleration: node-a (2.5 free) and its own node (0 + 1)
     "gateway-7c4b-bbbbb": ["node-a", "node-b"],
@@ -76,6 +84,9 @@ EXPECTED_DEPLOYABLE = {
     "big-1234-ddddd": ["node-b"],
     # 5 cores: its own node is cordoned, node-gpu tainted, the rest too small
     "solo-9f9f-eeeee": [],
+    # affinity: zone NotIn (b) drops node-b, the name list drops node-gpu; node-a
+    # has room, node-c is its own (0 + 0.5)
+    "pinned-2222-fffff": ["node-a", "node-c"],
 }
 
 
@@ -110,6 +121,8 @@ def test_payload_is_reach_exact_from_two_requests(
                     ("gateway-7c4b-aaaaa", "node-a"), ("gateway-7c4b-bbbbb", "node-b"))},
                 "solo": {"service_name": "solo",
                          "pods": _pods(("solo-9f9f-eeeee", "node-off"))},
+                "pinned": {"service_name": "pinned",
+                           "pods": _pods(("pinned-2222-fffff", "node-c"))},
             },
         },
         "pod_deployable": EXPECTED_DEPLOYABLE,
@@ -165,8 +178,8 @@ def test_two_tier_nodes_report_busy_cores(cluster: KubeDouble, api: KubeApi) -> 
     view = ClusterView.read(api)
     names = {"node-a": "eu/edge-1", "node-b": "eu/edge-2", "node-c": "eu/tiny-1"}
     nodes = two_tier_nodes(view, names, {"node-a": 0.25})
-    # requests: node-a 1.5 cores -> 2 busy; node-b 4 -> 4; node-c 0.5 -> 1 (a core
-    # partly requested is busy)
+    # requests: node-a 1.5 cores -> 2 busy (a core partly requested is busy);
+    # node-b 4 -> 4; node-c 0.5 + 0.5 -> 1
     assert nodes == {
         "eu/edge-1": {"queue_wait_s": 0.25, "busy_cores": 2},
         "eu/edge-2": {"queue_wait_s": 0.0, "busy_cores": 4},
