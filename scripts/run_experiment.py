@@ -62,13 +62,17 @@ def job_state(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def is_complete(state: dict[str, Any] | None) -> bool:
-    """Whether a job's state says every round is done."""
+def is_complete(state: dict[str, Any] | None, rounds: int) -> bool:
+    """Whether a job's state has every one of ``rounds`` rounds done.
+
+    Compared with the current config's rounds, not the state's: raising
+    ``federation.rounds`` of an experiment resumes its finished jobs.
+    """
     if state is None:
         return False
-    if "complete" in state:
-        return bool(state["complete"])
-    return int(state["last_round"]) >= int(state["rounds"])
+    if state.get("kind") == "heuristics":
+        return bool(state.get("complete", False))
+    return int(state["last_round"]) >= rounds
 
 
 def count_jobs(sweep_dir: Path) -> int | None:
@@ -196,8 +200,9 @@ def evaluate_heuristics(cfg: RunConfig, out: Path) -> None:
 
 def run_job(cfg: RunConfig, out: Path, name: str) -> None:
     """Skip, resume or start one job in ``out``."""
+    rounds = cfg.federation.rounds
     state = job_state(out)
-    if is_complete(state):
+    if is_complete(state, rounds):
         log.info("%s: complete already (%s), skipped", name, out)
         return
     started = time.time()
@@ -212,7 +217,7 @@ def run_job(cfg: RunConfig, out: Path, name: str) -> None:
 
             ensure_clusters(cfg)
             run(cfg, out)
-        status = "complete" if is_complete(job_state(out)) else "incomplete"
+        status = "complete" if is_complete(job_state(out), rounds) else "incomplete"
     finally:
         wall = record_attempt(out, started, status, cfg.engine.name.name)
         log.info("%s: %s, %.0f s of wall time so far", name, status, wall)
