@@ -72,8 +72,8 @@ SERVICES = [  # Deployment = service of services.json, replicas <= max-replica
 ]
 
 
-@pytest.fixture
-def policy_server(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from tests.serving.helpers import (
         run_config,
         start_server,
@@ -81,8 +81,9 @@ def policy_server(tmp_path: Path) -> Iterator[str]:
         train_checkpoint,
     )
 
-    checkpoint = train_checkpoint(tmp_path / "reach.zip", run_config("reschedule"))
-    server = start_server(checkpoint, tmp_path / "server.log")
+    folder = tmp_path_factory.mktemp("policy")
+    checkpoint = train_checkpoint(folder / "reach.zip", run_config("reschedule"))
+    server = start_server(checkpoint, folder / "server.log")
     try:
         yield server.url + "/get_action"
     finally:
@@ -221,3 +222,34 @@ def test_policy_moves_happen_in_order_and_are_recorded(
         csv_lines = (out / "timeseries.csv").read_text().splitlines()
         assert csv_lines[0].startswith("timestamp,human_readable_timestamp,latency,")
         assert sum(",rescheduling," in line for line in csv_lines) == len(moved)
+
+
+def test_nothing_can_move_so_the_server_stops_and_nothing_is_sent(
+    policy_server: str, tmp_path: Path
+) -> None:
+    """Every pod's ``pod_deployable`` list is empty: the server answers a stop."""
+    with KubeDouble() as double:
+        _cluster(double)
+        for name, *_ in NODES:
+            double.set_node(name, unschedulable=True)
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", double.url)
+        double.requests.clear()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("KUBE", "HOOKS_", "OS_"))}  # fmt: skip
+        env.update(
+            PYTHONPATH=str(ROOT), HOME=str(tmp_path), KUBECONFIG=str(kubeconfig),
+            INTEGRATION_MODE="live", NAMESPACE=NS, APP_LABEL="tier=app",
+            POLICY_URL=policy_server, HOOKS_METRICS_PORT="0",
+            HOOKS_OUTPUT=str(tmp_path / "ts.csv"), HOOKS_PLAN_FILE=str(tmp_path / "p.jsonl"),
+        )  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "hooks.migrator", "once"], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rows = read_jsonl(tmp_path / "ts.jsonl")
+        stop = next(r for r in rows if r["event"] == "stop")
+        assert stop["decision"] == {"pod_name": "", "target_node": "", "is_stop": True}
+        assert all(v == [] for v in stop["payload"]["pod_deployable"].values())
+        assert len(stop["payload"]["pod_deployable"]) == sum(s[1] for s in SERVICES)
+        assert {r.method for r in double.requests} == {"GET"}
