@@ -1,20 +1,21 @@
-"""Learning that must be true, with baselines measured in the same test (fixed seeds).
+"""Learning that must be true, against the strong baseline measured in the same test.
 
-What the baselines score on this setup (small scenario, eu-central's traffic, learn=lb,
-seeds 11-13): random-valid and round-robin spread requests over three continents,
-paying RTT and egress, and score about -1.5 and -1.6 per decision; always staying local
-(what an untrained policy's argmax often does) about -1.7; latency-greedy about -0.95.
-40k steps (about 20 s) reach about -1.0.
+Each test measures a random policy and the greedy heuristic of its env on held-out
+seeds, trains with a fixed seed and budget, and asks the learned policy for at least
+80 % (two-tier) or 90 % (rescheduling) of the greedy heuristic's gain over random.
+The figures in the docstrings were measured on 2026-12-06 (2-core machine).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from envs import TwoTierCore, TwoTierEnvConfig, make_region_vec_env
 from policies.baselines import TwoTierHeuristicPolicy
-from policies.config import PolicyConfig
+from policies.config import PolicyConfig, TrainConfig
 from policies.evaluation import TwoTierEvalSpec, evaluate_two_tier
 from policies.local import LocalTrainer
 
@@ -24,7 +25,15 @@ def mean_reward(policy, spec: TwoTierEvalSpec) -> float:
 
 
 @pytest.mark.slow
-def test_short_two_tier_training_beats_random_and_round_robin() -> None:
+def test_two_tier_load_balancer_gets_most_of_latency_greedys_gain() -> None:
+    """Small scenario, eu-central's traffic, learn=lb, seeds 11-13, 1000 decisions.
+
+    Mean reward per decision: random-valid -1.54, round-robin -1.62, always local
+    -1.67, latency-greedy -0.95 (a gain of 0.58 over random). 61,440 steps of
+    MaskablePPO (about 50 s) reach -0.88 (a gain of 0.66, 1.14 x greedy's). The
+    least-loaded balancer scores -0.67 here, better than both: latency-greedy sends
+    every request to the region that looks fastest now, and herds.
+    """
     config = TwoTierEnvConfig(learn="lb")
     spec = TwoTierEvalSpec(
         scenario="small",
@@ -38,29 +47,29 @@ def test_short_two_tier_training_beats_random_and_round_robin() -> None:
         TwoTierHeuristicPolicy.named("random", layout, seed=0), spec
     )
     round_robin = mean_reward(TwoTierHeuristicPolicy.named("round_robin", layout), spec)
+    greedy = mean_reward(TwoTierHeuristicPolicy.named("latency", layout), spec)
+    assert greedy > random_valid  # the bar below is a real one
 
     env = make_region_vec_env("small", "eu-central", n_envs=8, seed=0, config=config)
     trainer = LocalTrainer(env, PolicyConfig(), seed=0)
-    trainer.fit(None, steps=40_960)
+    trainer.fit(None, steps=61_440)
     learned = mean_reward(trainer.model, spec)
 
-    best_baseline = max(random_valid, round_robin)
-    margin = 0.25 * abs(best_baseline)
-    assert learned > best_baseline + margin, (learned, random_valid, round_robin)
+    figures = (learned, random_valid, round_robin, greedy)
+    assert learned > max(random_valid, round_robin), figures
+    assert learned - random_valid >= 0.8 * (greedy - random_valid), figures
 
 
 @pytest.mark.slow
-def test_rescheduling_training_lowers_latency_and_beats_random() -> None:
-    """REACH's 7-21 example, aggregator_sequential, REACH mode.
+def test_rescheduling_gets_most_of_greedys_latency_reduction() -> None:
+    """REACH's 7-21 example, aggregator_sequential, REACH mode, seeds 11-13.
 
-    Held-out placements start at about 340 ms; random-valid moves make it worse (about
-    -5 %), greedy one-step lookahead reaches about -46 %; 65k steps of MaskablePPO
-    (lr 1e-3, no entropy bonus) reach about -45 % to -50 %.
+    Held-out placements start at about 340 ms. Latency reduction: random-valid moves
+    -4.7 % (worse), keeping the placement 0 %, greedy one-step lookahead 45.7 %.
+    MaskablePPO (lr 1e-3, no entropy bonus) reaches 44.9 % after 65,536 steps and
+    49.6 % after 98,304 (about 35 s).
     """
-    from types import SimpleNamespace
-
     from envs.reach.config import RescheduleConfig
-    from policies.config import TrainConfig
     from policies.runs import evaluate, make_training_env
 
     cfg = SimpleNamespace(
@@ -78,13 +87,14 @@ def test_rescheduling_training_lowers_latency_and_beats_random() -> None:
         )
 
     random_valid = reduction("random")
+    greedy = reduction("greedy")
+    assert greedy > max(random_valid, 0.0)  # the bar below is a real one
     env = make_training_env(cfg, None, n_envs=8, seed=0)
     trainer = LocalTrainer(
         env,
         PolicyConfig(gamma=0.99, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3),
         seed=0,
     )
-    trainer.fit(None, steps=65_536)
+    trainer.fit(None, steps=98_304)
     learned = reduction(trainer.model)
-    assert learned > 10.0, learned  # below the initial placement's latency
-    assert learned > random_valid + 10.0, (learned, random_valid)
+    assert learned >= 0.9 * greedy, (learned, greedy, random_valid)
