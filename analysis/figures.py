@@ -53,7 +53,7 @@ STYLE: Any = {
 }
 
 METRIC_LABELS = {
-    "normalised_score": "normalised score (0 = random, 1 = best heuristic)",
+    "normalised_score": "normalised score\n(0 = random, 1 = best heuristic)",
     "score": "score",
     "mean_reward": "mean reward per decision",
     "latency_p95_ms": "p95 latency (ms)",
@@ -417,7 +417,7 @@ def region_gain_plot(gains: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_xticklabels(tasks)
         ax.set_xlabel("region")
         ax.set_ylabel(f"gain over {reference}\n(normalised score)")
-        ax.legend(frameon=False, ncol=min(3, len(groups)))
+        ax.legend(frameon=False, ncol=min(3, len(groups)), loc="best")
         ax.grid(axis="y", alpha=0.3, lw=0.5)
         return save(fig, out, f"region_gain_vs_{reference}")
 
