@@ -77,6 +77,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _shown(value: object) -> str:
+    """A figure for the progress line; ``-`` when it was not measured (NaN)."""
+    number = _number(value)
+    return "-" if math.isnan(number) else f"{number:.3f}"
+
+
 def _number(value: Any) -> float:
     """A MetricRecord value as one float (lists are not expected here)."""
     if isinstance(value, list):
@@ -526,20 +532,19 @@ class FederationSession:
             r for r in self.rows if r["round"] == server_round and r["phase"] == "train"
         ]
         rewards = " ".join(
-            f"{r['region']} {r.get('train/mean_reward', math.nan):.3f}" for r in trained
+            f"{r['region']} {_shown(r.get('train/mean_reward', math.nan))}"
+            for r in trained
         )
         score = self.evaluator.score
         evaluated = summary.get(f"eval/{score}", math.nan)
         log.info(
-            "round %d/%d done in %.1f s (local training %.1f s) | train reward: %s | "
-            "eval %s %.3f",
+            "round %d/%d done in %.1f s (local training %.1f s) | train reward: %s%s",
             server_round,
             self.rounds,
             round_s,
             train_s,
             rewards or "-",
-            score,
-            evaluated,
+            f" | eval {score} {_shown(evaluated)}" if summary else "",
         )
 
     def finished(self) -> bool:

@@ -85,19 +85,48 @@ def run_simulation_engine(cfg: RunConfig) -> None:
     )
 
 
+EXPECTED_FLOWER_WARNINGS = (
+    "DEPRECATED FEATURE: The `run_simulation` function",  # our in-process engine
+    "fraction_evaluate is set to 0.0",  # federation.client_eval=false, on purpose
+)
+"""Flower warnings about this launcher's deliberate choices: not news to a user."""
+OUR_LOGGERS = ("federate", "demo", "fl_server", "fl_clients", "policies", "envs",
+               "analysis", "scripts")  # fmt: skip
+"""Loggers shown at INFO; every other library's (fontTools, absl, ray...) at WARNING."""
+
+
+class _DropExpected(logging.Filter):
+    """Drops Flower's console warnings about this launcher's deliberate choices."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in EXPECTED_FLOWER_WARNINGS)
+
+
 def configure_logging() -> None:
-    """Our progress on stderr; Flower's own console output kept to warnings."""
+    """Our progress on stderr; Flower's own console output kept to real warnings.
+
+    Scoped to this entry point (and the demo that calls it): the library modules
+    never touch logging or warning filters.
+    """
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
         force=True,
     )
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
     from flwr.common.logger import console_handler  # created on flwr's first import
 
     console_handler.setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # Flower's state DB setup
+    console_handler.addFilter(_DropExpected())
     logging.getLogger("flwr").propagate = False
+    # Ray's start-up tip about GPU visibility: no GPU is requested here.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    # Flower inside Ray's actors (imported there after this): errors only; a failed
+    # client also comes back to the server as an error reply, which it logs.
+    os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
