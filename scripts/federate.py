@@ -73,6 +73,9 @@ def run_simulation_engine(cfg: RunConfig) -> None:
     cpus = cfg.engine.ray_cpus or os.cpu_count() or 1
     os.environ.update(FLWR_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Flower inside Ray's actors (imported there, after this): errors only; a failed
+    # client also comes back to the server as an error reply, which it logs.
+    os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
     os.environ["FLWR_HOME"] = str(Path(cfg.federation.output_dir) / "flwr")
     run_simulation(
         server_app=make_server_app(flat),
@@ -124,9 +127,6 @@ def configure_logging() -> None:
     logging.getLogger("flwr").propagate = False
     # Ray's start-up tip about GPU visibility: no GPU is requested here.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    # Flower inside Ray's actors (imported there after this): errors only; a failed
-    # client also comes back to the server as an error reply, which it logs.
-    os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
