@@ -163,17 +163,21 @@ def latency_cdf(
             ax.grid(alpha=0.3, lw=0.5)
         for ax in axes[:, 0]:
             ax.set_ylabel("fraction of requests")
-        for ax in list(axes.flat)[len(types) :]:
-            ax.set_visible(False)
-        fig.legend(
-            list(handles.values()),
-            list(handles.keys()),
-            loc="lower center",
-            ncol=min(4, len(handles)),
-            frameon=False,
-            bbox_to_anchor=(0.5, -0.02),
-        )
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        spare = list(axes.flat)[len(types) :]
+        for ax in spare:
+            ax.axis("off")
+        if spare:  # the legend in the first empty panel
+            spare[0].legend(
+                list(handles.values()), list(handles.keys()), loc="center",
+                frameon=False,
+            )  # fmt: skip
+            fig.tight_layout()
+        else:
+            fig.legend(
+                list(handles.values()), list(handles.keys()), loc="lower center",
+                ncol=min(4, len(handles)), frameon=False, bbox_to_anchor=(0.5, -0.02),
+            )  # fmt: skip
+            fig.tight_layout(rect=(0, 0.08, 1, 1))
         return save(fig, out, "latency_cdf")
 
 
@@ -248,7 +252,13 @@ def interval_plot(summary: pd.DataFrame, out: Path) -> list[Path]:
     ]
     if rows.empty:
         return []
-    algorithms = list(dict.fromkeys(rows["algorithm"]))
+    means = rows[rows["estimator"] == "mean"].set_index("algorithm")
+    learned = means[means["runs_are"] == "train_seeds"]["point"]
+    fixed = means[means["runs_are"] != "train_seeds"]["point"]
+    algorithms = [
+        *learned.sort_values(ascending=False).index,
+        *fixed.sort_values(ascending=False).index,
+    ]
     colour_of = {a: colour(i) for i, a in enumerate(algorithms)}
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
@@ -261,7 +271,8 @@ def interval_plot(summary: pd.DataFrame, out: Path) -> list[Path]:
             for level in (0.0, 1.0):
                 ax.axvline(level, color="0.5", lw=0.6, ls=":")
             ax.set_title(estimator.upper())
-            ax.set_xlabel("normalised score (0 = random, 1 = best heuristic)")
+        axes[0].invert_yaxis()  # learned policies on top, then heuristics by score
+        fig.supxlabel("normalised score (0 = random-valid, 1 = best heuristic)")
         fig.tight_layout()
         return save(fig, out, "interval_estimates")
 
