@@ -166,7 +166,8 @@ class ScenarioConfig:
     """A multi-cloud continuum: regions, their nodes, the request mix, the network."""
 
     name: str = MISSING
-    """Scenario name (``small``, ``default``, ``large`` ship in ``conf/scenario``)."""
+    """Scenario name (``small``, ``default`` and ``large`` ship in
+    ``envs/data/scenarios``; ``conf/scenario`` selects one)."""
     regions: list[RegionSpec] = field(default_factory=list)
     """The regions, in the order of the observation and action axes."""
     request_types: list[RequestTypeSpec] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """Scenario loading, validation and compilation into the arrays the simulator runs on.
 
-``load_scenario`` reads ``conf/scenario/<name>.yaml`` (or a path, a dict or a
+``load_scenario`` reads ``envs/data/scenarios/<name>.yaml`` (or a path, a dict or a
 :class:`~envs.config.ScenarioConfig`) against the typed schema; ``compile_scenario``
 checks what the schema cannot (units, ranges, data coverage, topology) and joins the
 config with the shipped data into a :class:`World`: flat numpy arrays, one row per node,
@@ -45,7 +45,7 @@ from envs.errors import ConfigError
 from envs.structured import to_dataclass
 from envs.units import parse_duration, parse_size
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "conf" / "scenario"
+SCENARIO_DIR = Path(__file__).resolve().parent / "data" / "scenarios"
 MAX_CORES = 16
 _Z95 = 1.6448536269514722
 _SIZE_INDEX = {InstanceSize.small: 0, InstanceSize.medium: 1, InstanceSize.large: 2}

@@ -39,6 +39,16 @@ def test_every_scenario_composes_and_compiles(scenario: str) -> None:
     assert world.name == scenario
 
 
+@pytest.mark.parametrize("scenario", group_options("scenario"))
+def test_scenario_group_selects_the_simulators_own_file(scenario: str) -> None:
+    """conf/ only names a world; its data is the simulator's (envs/data/scenarios)."""
+    entry = yaml.safe_load((CONF / "scenario" / f"{scenario}.yaml").read_text())
+    assert entry == {"defaults": [f"/scenarios/{scenario}@_here_", "_self_"]}
+    assert compose_run(f"scenario={scenario}").scenario == load_scenario(scenario)
+    run = compose_run(f"scenario={scenario}", "scenario.start_hour=5")
+    assert run.scenario.start_hour == 5  # keys of the world still override
+
+
 @pytest.mark.parametrize("reward", group_options("reward"))
 def test_every_reward_preset_reaches_the_kernel(reward: str) -> None:
     """The weights the kernel multiplies are the preset file's, term by term."""

@@ -81,7 +81,7 @@ def _train_checkpoint(path: Path, env: str) -> Path:
 
     raw = {
         "env": env,
-        "scenario": OmegaConf.load(ROOT / "conf" / "scenario" / "small.yaml"),
+        "scenario": OmegaConf.load(ROOT / "envs" / "data" / "scenarios" / "small.yaml"),
         "policy": {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1},
     }
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), raw))

@@ -23,7 +23,7 @@ from policies.local import LocalTrainer
 from policies.runs import make_training_env
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL_SCENARIO = ROOT / "conf" / "scenario" / "small.yaml"
+SMALL_SCENARIO = ROOT / "envs" / "data" / "scenarios" / "small.yaml"
 TINY_POLICY = {
     "net_arch": [32, 32],
     "n_envs": 2,
