@@ -2,7 +2,13 @@
 
 Values carry their unit so that a config cannot silently mean milliseconds in one place
 and seconds in another; anything unparsable raises :class:`envs.errors.ConfigError`
-naming the field.
+naming the field. Results are SI: seconds and bytes.
+
+This is the grammar of *our* files (scenarios, env settings). REACH's config sets are
+parsed by :mod:`envs.reach.units` instead, on purpose: that is REACH's file format,
+whose strings must give exactly the numbers REACH's parser gives (milliseconds,
+millicores, ``M`` = 1/1024 ``G``, megabit bandwidth), so REACH configs run unchanged
+and its kernels stay in REACH's units. Merging the two would change one of the formats.
 """
 
 from __future__ import annotations

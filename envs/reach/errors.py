@@ -1,8 +1,14 @@
-"""Errors of the REACH rescheduling env: each names the file, the path and the fix."""
+"""Errors of the REACH rescheduling env: each names the file, the path and the fix.
+
+Their messages take the simulator's one form (:func:`envs.errors.expected_message`);
+they are classes of their own because they carry what callers act on: the file and
+JSON path of a config set, or whether a payload is malformed (HTTP 400) or does not
+fit the trained topology (422).
+"""
 
 from __future__ import annotations
 
-_MISSING = object()
+from envs.errors import MISSING, expected_message
 
 
 class ReachConfigError(ValueError):
@@ -21,13 +27,10 @@ class ReachConfigError(ValueError):
     """
 
     def __init__(
-        self, file: str, path: str, expected: str, got: object = _MISSING
+        self, file: str, path: str, expected: str, got: object = MISSING
     ) -> None:
         where = f"{file}: {path}" if path else file
-        message = f"{where}: expected {expected}"
-        if got is not _MISSING:
-            message += f", got {got!r}"
-        super().__init__(message)
+        super().__init__(expected_message(where, expected, got))
         self.file = file
         self.path = path
         self.expected = expected
@@ -49,14 +52,11 @@ class ReachPayloadError(ValueError):
         self,
         path: str,
         expected: str,
-        got: object = _MISSING,
+        got: object = MISSING,
         *,
         mismatch: bool = False,
     ) -> None:
-        message = f"{path}: expected {expected}"
-        if got is not _MISSING:
-            message += f", got {got!r}"
-        super().__init__(message)
+        super().__init__(expected_message(path, expected, got))
         self.path = path
         self.expected = expected
         self.mismatch = mismatch

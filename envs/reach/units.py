@@ -4,6 +4,11 @@ The same strings give the same numbers as REACH's parser, with one change: where
 original silently returned 0 for an unknown memory suffix, every grammar here rejects
 anything it does not recognise, naming the file and JSON path.
 
+Why not :mod:`envs.units` (SI seconds and bytes, the grammar of our scenario files):
+this is REACH's external format. Its strings must keep REACH's meaning (``"700M"`` is
+700/1024 of a ``G``, ``"500m"`` bandwidth is megabit/s, times are milliseconds), and
+the REACH kernels compute in those units so their figures compare with REACH's.
+
 | kind | form | result |
 |---|---|---|
 | CPU | ``"<int>m"`` or ``"<int>"`` | cores (``"700m"`` -> 0.7) |
