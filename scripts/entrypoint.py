@@ -12,7 +12,8 @@ role           runs
                ``SUPERNODE_AUTH_KEY`` also ``--auth-supernode-private-key``)
 ``worker``     ``python -m fl_clients.worker ...`` (warm ClientApp executor)
 ``submit``     ``python -m scripts.submit ...`` (``flwr run`` to a SuperLink)
-``federate``   ``python -m scripts.federate ...`` (the experiment runner)
+``federate``   ``python -m scripts.federate ...`` (one federation, both engines)
+``experiment`` ``python -m scripts.run_experiment ...`` (an experiment sweep)
 ``serve``      ``python -m serving ...`` (policy server)
 ``migrator``   ``python -m hooks.migrator ...``
 ``certs``      ``python -m scripts.make_certs ...``
@@ -42,6 +43,7 @@ ROLES: dict[str, list[str]] = {
     "worker": ["python", "-m", "fl_clients.worker"],
     "submit": ["python", "-m", "scripts.submit"],
     "federate": ["python", "-m", "scripts.federate"],
+    "experiment": ["python", "-m", "scripts.run_experiment"],
     "serve": ["python", "-m", "serving"],
     "migrator": ["python", "-m", "hooks.migrator"],
     "certs": ["python", "-m", "scripts.make_certs"],

@@ -234,15 +234,26 @@ class Graph:
             time.sleep(0.5)
         raise TimeoutError(f"{name}: not {condition} after {timeout} s")
 
-    def up(self, timeout: float = 300.0) -> None:
-        """Start every service once its dependencies are satisfied (topological)."""
+    def closure(self, names: set[str]) -> set[str]:
+        """``names`` and everything they depend on."""
+        todo, out = list(names), set()
+        while todo:
+            name = todo.pop()
+            if name not in out:
+                out.add(name)
+                todo += list(self.services[name].get("depends_on", {}))
+        return out
+
+    def up(self, timeout: float = 300.0, only: set[str] | None = None) -> None:
+        """Start the services (``only`` these and their dependencies) in order."""
+        wanted = self.closure(only) if only else set(self.services)
         started: set[str] = set()
-        while len(started) < len(self.services):
+        while started != wanted:
             ready = [
-                n for n in self.services if n not in started
+                n for n in wanted if n not in started
                 and set(self.services[n].get("depends_on", {})) <= started
             ]  # fmt: skip
-            assert ready, f"dependency cycle among {set(self.services) - started}"
+            assert ready, f"dependency cycle among {wanted - started}"
             for name in sorted(ready):
                 for dep, rule in self.services[name].get("depends_on", {}).items():
                     self.wait_for(dep, rule["condition"], timeout)

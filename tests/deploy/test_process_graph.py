@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from .conftest import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 NAMESPACE = "shop"
+REGIONS = ("us-east", "eu-central", "asia-east")
 PART_OF = ("app.kubernetes.io/part-of", "reach-demo")
 
 
@@ -43,8 +45,8 @@ def until(what: str, probe: Any, timeout: float, graph: Graph) -> Any:
         value = probe()
         if value:
             return value
-        dead = [n for n, m in graph.processes.items()
-                if not m.alive() and n not in {"certs", "submit"}]  # fmt: skip
+        dead = [n for n, m in graph.processes.items()  # one-shots may end
+                if not m.alive() and graph.services[n].get("restart") != "no"]  # fmt: skip
         assert not dead, {n: graph.log(n)[-2000:] for n in dead}
         time.sleep(1.0)
     raise TimeoutError(f"{what} after {timeout} s; logs in {graph.logs}")
@@ -58,9 +60,20 @@ def double() -> Iterator[KubeDouble]:
 
 @pytest.fixture
 def graph(double: KubeDouble, tmp_path: Path) -> Iterator[Graph]:
+    yield from running(double, tmp_path, [ROOT / "docker-compose.yaml"])
+
+
+@pytest.fixture
+def auth_graph(double: KubeDouble, tmp_path: Path) -> Iterator[Graph]:
+    files = [ROOT / "docker-compose.yaml", ROOT / "docker-compose.auth.yaml"]
+    yield from running(double, tmp_path, files)
+
+
+def running(double: KubeDouble, tmp_path: Path, files: list[Path]) -> Iterator[Graph]:
+    """The graph of ``files`` (not started), stopped by PID afterwards."""
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", double.url)
     model = resolve(
-        [ROOT / "docker-compose.yaml"],
+        files,
         {
             "DEMO_ROUNDS": "1",
             "MIGRATOR_KUBECONFIG": str(kubeconfig),
@@ -138,6 +151,7 @@ def test_the_compose_graph_federates_serves_scrapes_and_plans(
     metrics = get(base + "/metrics", headers={"X-API-Key": key})
     assert metrics is not None and metrics.status_code == 200
     seed(double, ready)
+    seeded_at = time.time() + 3  # earlier steps may have read a partial cluster
 
     # Prometheus scrapes both targets
     prometheus = f"http://127.0.0.1:{graph.port('prometheus', 9090)}"
@@ -160,7 +174,8 @@ def test_the_compose_graph_federates_serves_scrapes_and_plans(
 
     def decided() -> list[dict[str, Any]]:
         rows = read_jsonl(series) if series.exists() else []
-        return [r for r in rows if r["event"] in {"stop", "rescheduling"}]
+        return [r for r in rows if r["event"] in {"stop", "rescheduling"}
+                and r["timestamp"] > seeded_at]  # fmt: skip
 
     decisions = until("the migrator's first decision", decided, 180, graph)
     first = decisions[0]
@@ -187,3 +202,25 @@ def test_the_compose_graph_federates_serves_scrapes_and_plans(
         return bool(result) and float(result[0]["value"][1]) >= 1
 
     until("Prometheus scraped the migrator's decisions", counted, 60, graph)
+
+
+def test_the_auth_overlay_admits_only_registered_supernodes(auth_graph: Graph) -> None:
+    """Node authentication: keys registered by the one-shot, then a round completes."""
+    graph = auth_graph
+    graph.up(timeout=240, only={"submit", *(f"worker-{r}" for r in REGIONS)})
+    assert "--enable-supernode-auth" in graph.command("superlink")
+    until("submit finished", lambda: graph.processes["submit"].popen.poll() is not None,
+          900, graph)  # fmt: skip
+    assert graph.processes["submit"].popen.returncode == 0, graph.log("submit")[-4000:]
+    assert "finished:completed" in graph.log("submit")
+    assert graph.log("register").count(" registered") == len(REGIONS)
+    for region in REGIONS:
+        command = graph.log(f"supernode-{region}").splitlines()[0]
+        assert f"--auth-supernode-private-key {graph.root}" in command, command
+
+    # registering again is a no-op (the one-shot runs on every `up`)
+    rerun = subprocess.run(graph.command("register"), cwd=ROOT,
+                           env=graph.environment("register"), capture_output=True,
+                           text=True, timeout=120, check=False)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stderr.count("already registered") == len(REGIONS), rerun.stderr

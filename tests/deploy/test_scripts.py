@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import ssl
 import stat
+import sys
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -34,6 +36,14 @@ def test_roles_expand_and_anything_else_runs_as_given() -> None:
     assert entrypoint.command(["superlink"], {})[:2] == [
         "flower-superlink", "--disable-runtime-dependency-installation"]  # fmt: skip
     assert entrypoint.command(["flwr", "ls"], {}) == ["flwr", "ls"]
+
+
+def test_every_role_starts_something_that_exists() -> None:
+    for role, line in entrypoint.ROLES.items():
+        if line[0] == "python":
+            assert importlib.util.find_spec(line[2]) is not None, role
+        else:
+            assert (Path(sys.executable).parent / line[0]).exists(), role
 
 
 def test_a_supernode_without_its_region_is_refused() -> None:
