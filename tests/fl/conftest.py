@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conf.schema import RunConfig
@@ -128,3 +130,53 @@ def deployments() -> Iterator[Callable[..., Deployment]]:
         assert not remaining, (
             f"processes left after the deployment stopped: {remaining}"
         )
+
+
+def fedavg_replay(cfg: RunConfig, rounds: int) -> np.ndarray:
+    """The global policy after ``rounds`` of FedAvg, recomputed in this process.
+
+    Local rounds are seeded by (run seed, region, round) and the optimizer state
+    carries over, so each region's update can be recomputed here with the client's
+    own code; FedAvg is then the env-step weighted mean, computed with numpy. A
+    federation whose checkpoint equals this aggregated what its clients sent.
+    """
+    from flwr.app import RecordDict
+
+    from fl_clients import trainer
+    from fl_server import wire
+    from fl_server.config import regions_of
+    from fl_server.evaluation import ServerEvaluator
+    from policies.params import flatten
+
+    trainer.forget()
+    regions = regions_of(cfg)
+    weights = ServerEvaluator(cfg, regions).initial_weights()
+    layout = wire.layout_of(weights)
+    states = {region: RecordDict() for region in regions}
+    try:
+        for server_round in range(1, rounds + 1):
+            plan = trainer.RoundPlan(
+                server_round, cfg.federation.local_steps, 0.0, "federated"
+            )
+            outs = [
+                trainer.train_round(
+                    cfg, -1, region, plan, wire.pack(weights), states[region]
+                )
+                for region in regions
+            ]
+            steps = np.array([o.env_steps for o in outs], dtype=np.float64)
+            stacked = np.stack([flatten(o.weights).astype(np.float64) for o in outs])
+            mean = (steps / steps.sum()) @ stacked
+            weights = _reshape(mean.astype(np.float32), layout)
+    finally:
+        trainer.forget()
+    return flatten(weights)
+
+
+def _reshape(flat: np.ndarray, layout: tuple) -> OrderedDict:
+    out, start = OrderedDict(), 0
+    for name, shape in layout:
+        count = int(np.prod(shape))
+        out[name] = flat[start : start + count].reshape(shape)
+        start += count
+    return out

@@ -30,7 +30,7 @@ from fl_server.launch.certificates import make_node_key
 from fl_server.launch.processes import BIN
 from policies.params import flatten, get_weights
 
-from .conftest import descendants
+from .conftest import descendants, fedavg_replay
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -93,7 +93,11 @@ def test_three_supernodes_two_rounds(
     assert deployment.wait(run_id, timeout=600) == "finished:completed"
 
     assert json.loads((out / "global_policy.json").read_text())["round"] == 2
-    assert np.abs(global_weights(out) - after_one).max() > 0  # the checkpoint changed
+    # each checkpoint is the FedAvg of what the three SuperNodes' clients learned
+    np.testing.assert_allclose(after_one, fedavg_replay(cfg, 1), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        global_weights(out), fedavg_replay(cfg, 2), rtol=0, atol=1e-5
+    )
     rows = rows_of(out)
     for server_round in (1, 2):
         for phase in ("train", "client-eval"):
@@ -219,6 +223,8 @@ def test_tls_and_supernode_authentication(
     except subprocess.TimeoutExpired:
         pytest.fail("a SuperNode with an unregistered key was not refused")
     assert rogue.popen.returncode != 0
+    refusal = rogue.log_path.read_text()
+    assert "Failed to activate SuperNode" in refusal, refusal[-2000:]
 
     assert deployment.wait(run_id, timeout=600) == "finished:completed"
     assert json.loads((out / "state.json").read_text())["last_round"] == 1
