@@ -13,6 +13,15 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
+# ---------------------------------------------------------------- requirements
+# The runtime dependencies, extracted from pyproject.toml in a stage of their own: the
+# builder copies only this list, so edits elsewhere in pyproject.toml (tool settings,
+# Flower's run config) keep the dependency layer cached.
+FROM ${PYTHON_IMAGE} AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt
+
 # ---------------------------------------------------------------- builder
 FROM ${PYTHON_IMAGE} AS builder
 
@@ -31,12 +40,9 @@ RUN python -m venv /opt/venv
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 
-# 2. the dependencies, from pyproject.toml alone: this layer stays cached while only
-#    the code changes.
+# 2. the dependencies: cached while their list is unchanged, whatever the code does.
 WORKDIR /src
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
-    && cat requirements.txt
+COPY --from=requirements /src/requirements.txt ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install -r requirements.txt
 

@@ -60,19 +60,27 @@ def test_hadolint_finds_nothing_and_does_flag_a_bad_file(tmp_path: Path) -> None
 
 
 def test_cpu_torch_then_cached_dependencies_then_code() -> None:
-    text = DOCKERFILE.read_text()
-    builder = stages(text)["builder"]
+    every = stages(DOCKERFILE.read_text())
+    # the dependency list comes from pyproject.toml alone, in a stage of its own
+    listing = every["requirements"]
+    assert [r for w, r in listing if w == "COPY"] == ["pyproject.toml ./"]
+    assert "['project']['dependencies']" in index_run(listing, "requirements.txt")
+    builder = every["builder"]
     assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu") in builder
     torch = index(builder, "RUN", '--index-url "${TORCH_INDEX_URL}"')
     assert '"torch==${TORCH_VERSION}"' in builder[torch][1]
-    manifest = index(builder, "COPY", "pyproject.toml")
+    manifest = index(builder, "COPY", "--from=requirements /src/requirements.txt")
     deps = index(builder, "RUN", "pip install -r requirements.txt")
     code = index(builder, "COPY", ". /app")
     project = index(builder, "RUN", "pip install --no-deps /app")
     assert torch < manifest < deps < code < project
-    # only pyproject.toml is copied before the dependency layer
+    # nothing but the list is copied before the dependency layer
     copies = [r for w, r in builder[:deps] if w == "COPY"]
-    assert copies == ["pyproject.toml ./"]
+    assert copies == ["--from=requirements /src/requirements.txt ./"]
+
+
+def index_run(steps: list[tuple[str, str]], needle: str) -> str:
+    return steps[index(steps, "RUN", needle)][1]
 
 
 def test_runtime_stage_is_non_root_numeric_with_one_writable_volume() -> None:
