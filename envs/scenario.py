@@ -62,8 +62,8 @@ PAIR_COLS = 4
 TYPE_SLO_S, TYPE_IN_GB, TYPE_OUT_GB, TYPE_SAME_CONTINENT = 0, 1, 2, 3
 TYPE_BYTES, TYPE_COST_REF, TYPE_CARBON_REF = 4, 5, 6
 TYPE_COLS = 7
-TN_EXEC_S, TN_CAPABLE, TN_COST_USD, TN_ENERGY_J = 0, 1, 2, 3
-TN_COLS = 4
+TYPE_NODE_EXEC_S, TYPE_NODE_CAPABLE, TYPE_NODE_COST_USD, TYPE_NODE_ENERGY_J = 0, 1, 2, 3
+TYPE_NODE_COLS = 4
 HOUR_RATE, HOUR_CARBON, HOUR_LOCAL = 0, 1, 2
 HOUR_COLS = 3
 
@@ -90,7 +90,8 @@ class World:
     type_f: np.ndarray
     """``float64[K, TYPE_COLS]``."""
     type_node: np.ndarray
-    """``float64[K, N, TN_COLS]``: expected execution, capability, cost, energy."""
+    """``float64[K, N, TYPE_NODE_COLS]``: expected execution, capability, cost and
+    energy (columns ``TYPE_NODE_*``)."""
     region_capable: np.ndarray
     """``bool[K, R]``: the region has a node able to serve the type."""
     mix_cum: np.ndarray
@@ -443,7 +444,7 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
             n.access_rtt_s, n.mem_per_core, n.speed, n.watts_idle, 0.0,
         )  # fmt: skip
     node_f[:, NODE_CORE_OFFSET] = np.concatenate(([0], np.cumsum(node_cores)[:-1]))
-    type_node = np.zeros((n_types, n_nodes, TN_COLS))
+    type_node = np.zeros((n_types, n_nodes, TYPE_NODE_COLS))
     for k, rt in enumerate(cfg.request_types):
         for i, n in enumerate(nodes):
             exec_s = exec_by_type[k].get(n.cpu_type)
@@ -459,7 +460,7 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
     region_capable = np.zeros((n_types, n_regions), dtype=bool)
     for r in range(n_regions):
         region_capable[:, r] = (
-            type_node[:, starts[r] : starts[r + 1], TN_CAPABLE].max(axis=1) > 0
+            type_node[:, starts[r] : starts[r + 1], TYPE_NODE_CAPABLE].max(axis=1) > 0
         )
         for bad in np.flatnonzero((probs > 0) & ~region_capable[:, r]):
             k = int(bad)
@@ -480,11 +481,11 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
         lo, hi = starts[r], starts[r + 1]
         per_node = 0.0
         for i in range(lo, hi):
-            capable = type_node[:, i, TN_CAPABLE] > 0
+            capable = type_node[:, i, TYPE_NODE_CAPABLE] > 0
             if capable.any():
                 w = probs[capable] / probs[capable].sum()
                 per_node += node_cores[i] / float(
-                    (w * type_node[capable, i, TN_EXEC_S]).sum()
+                    (w * type_node[capable, i, TYPE_NODE_EXEC_S]).sum()
                 )
         capacity[r] = per_node
         base = _utilization(cfg, r) * per_node
@@ -536,17 +537,17 @@ def compile_scenario(cfg: ScenarioConfig) -> World:  # noqa: C901
     mean_carbon = float(hourly[:, :, HOUR_CARBON].mean())
     remote = ~np.eye(n_regions, dtype=bool)
     for k in range(n_types):
-        capable = type_node[k, :, TN_CAPABLE] > 0
+        capable = type_node[k, :, TYPE_NODE_CAPABLE] > 0
         egress = (
             type_f[k, TYPE_IN_GB] * pair_f[:, :, PAIR_EGRESS_USD_GB]
             + type_f[k, TYPE_OUT_GB] * pair_f[:, :, PAIR_EGRESS_USD_GB].T
         )
         mean_egress = float(egress[remote].mean()) if n_regions > 1 else 0.0
         type_f[k, TYPE_COST_REF] = (
-            type_node[k, capable, TN_COST_USD].mean() + mean_egress
+            type_node[k, capable, TYPE_NODE_COST_USD].mean() + mean_egress
         )
         type_f[k, TYPE_CARBON_REF] = (
-            type_node[k, capable, TN_ENERGY_J].mean() / 3.6e6 * mean_carbon
+            type_node[k, capable, TYPE_NODE_ENERGY_J].mean() / 3.6e6 * mean_carbon
         )
 
     continents = sorted({info[i].continent for i in ids})

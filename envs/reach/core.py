@@ -39,12 +39,12 @@ from envs.reach.layout import (
     FF_UTIL_MID,
     HI_FIELDS,
     INFO_NAMES,
-    IS_LAST_EVENTS,
-    IS_LAST_INVALID,
-    IS_LAST_MOVES,
-    IS_LAST_STEPS,
-    IS_LAST_TERMINATED,
-    IS_PAYLOAD,
+    ISC_LAST_EVENTS,
+    ISC_LAST_INVALID,
+    ISC_LAST_MOVES,
+    ISC_LAST_STEPS,
+    ISC_LAST_TERMINATED,
+    ISC_PAYLOAD,
     N_IF,
     OBS_HIGH,
     SC_LAST_BEST,
@@ -142,7 +142,7 @@ class ReachCore:
         """
         acts = check_actions(actions, self.num_envs, self.layout.n_actions)
         failures = step_batch(
-            self.layout.fst, self.layout.ist, self.fd, self.idn, self.allow, self.rng,
+            self.layout.sf, self.layout.si, self.fd, self.idn, self.allow, self.rng,
             acts, self.obs, self.mask, self.reward, self.terminated, self.truncated,
             self.final_obs, self.autoreset,
         )  # fmt: skip
@@ -176,14 +176,14 @@ class ReachCore:
         iscal = self.layout.di(self.idn[index], DI_ISCAL)
         return {
             "r": float(scal[SC_LAST_RETURN]),
-            "l": int(iscal[IS_LAST_STEPS]),
+            "l": int(iscal[ISC_LAST_STEPS]),
             "latency_start": float(scal[SC_LAST_START]),
             "latency_end": float(scal[SC_LAST_END]),
             "latency_best": float(scal[SC_LAST_BEST]),
-            "moves": int(iscal[IS_LAST_MOVES]),
-            "invalid_actions": int(iscal[IS_LAST_INVALID]),
-            "events": int(iscal[IS_LAST_EVENTS]),
-            "terminated": bool(iscal[IS_LAST_TERMINATED]),
+            "moves": int(iscal[ISC_LAST_MOVES]),
+            "invalid_actions": int(iscal[ISC_LAST_INVALID]),
+            "events": int(iscal[ISC_LAST_EVENTS]),
+            "terminated": bool(iscal[ISC_LAST_TERMINATED]),
         }
 
     # -- single-environment control ----------------------------------------------------
@@ -251,12 +251,12 @@ class ReachCore:
         lay.di(irow, DI_POD_NODE)[:] = slot_nodes
         lay.di(irow, DI_REP)[:] = replicas
         use_allow = state.deployable is not None
-        lay.di(irow, DI_ISCAL)[IS_PAYLOAD] = int(use_allow)
+        lay.di(irow, DI_ISCAL)[ISC_PAYLOAD] = int(use_allow)
         self.allow[index] = 0
         if state.deployable is not None:
             self.allow[index] = np.asarray(state.deployable, dtype=np.uint8).reshape(-1)
         refresh_env(
-            lay.fst, lay.ist, self.fd, self.idn, self.allow, self.obs, self.mask, index
+            lay.sf, lay.si, self.fd, self.idn, self.allow, self.obs, self.mask, index
         )
         self._payload_names[index] = tuple(state.slot_pods)
 
@@ -368,7 +368,7 @@ class ReachCore:
         """Per environment, the valid move that most lowers latency (or stop)."""
         out = np.zeros(self.num_envs, dtype=np.int64)
         lay = self.layout
-        greedy_batch(lay.fst, lay.ist, self.fd, self.idn, self.mask, min_gain, out)
+        greedy_batch(lay.sf, lay.si, self.fd, self.idn, self.mask, min_gain, out)
         return out
 
     # -- internals ---------------------------------------------------------------------
@@ -406,15 +406,15 @@ class ReachCore:
         return counts
 
     def _static_float(self, field: int) -> np.ndarray:
-        ist = self.layout.ist
+        si = self.layout.si
         slot = HI_FIELDS + 2 * (N_IF + field)
-        start, length = int(ist[slot]), int(ist[slot + 1])
-        return self.layout.fst[start : start + length]
+        start, length = int(si[slot]), int(si[slot + 1])
+        return self.layout.sf[start : start + length]
 
     def _run_reset(self, which: np.ndarray) -> None:
         lay = self.layout
         failures = reset_batch(
-            lay.fst, lay.ist, self.fd, self.idn, self.allow, self.rng, self.obs,
+            lay.sf, lay.si, self.fd, self.idn, self.allow, self.rng, self.obs,
             self.mask, which,
         )  # fmt: skip
         if failures:

@@ -1,11 +1,12 @@
 """Numba kernels of the batched rescheduling core: sampling, latency, masks, features.
 
-All kernels read the packed arrays of :mod:`envs.reach.layout`: ``fst``/``ist`` hold
-the static description, ``fr``/``ir`` one environment's dynamic float and int row.
-``ist[lo.O_X]`` is the offset of field X, so ``fst[ist[lo.O_SVC_CPU] + s]`` is the CPU
-request of service ``s``. Plain offsets (rather than named views) keep the compile
-time of a cold cache low. Randomness comes only from the per-environment xoroshiro
-streams of :mod:`envs.rng`; numba's global ``np.random`` is never used.
+All kernels read the packed arrays of :mod:`envs.reach.layout` (imported as ``rl``):
+``sf``/``si`` hold the static description (float/int), ``fr``/``ir`` one
+environment's dynamic float and int row. ``si[rl.O_X]`` is the offset of field X, so
+``sf[si[rl.O_SVC_CPU] + s]`` is the CPU request of service ``s``. Plain offsets
+(rather than named views) keep the compile time of a cold cache low. Randomness
+comes only from the per-environment xoroshiro streams of :mod:`envs.rng`; numba's
+global ``np.random`` is never used.
 
 Work per move is incremental: a move from node a to node b changes the placement
 counters and free resources of a and b, the traffic, bandwidth, load and queue wait
@@ -24,7 +25,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-import envs.reach.layout as lo
+import envs.reach.layout as rl  # the field indices of the packed arrays
 from envs.queues import mmc_mean_wait
 from envs.rng import randint, uniform
 
@@ -48,43 +49,43 @@ BANDWIDTH_SATURATION = 0.9
 # ---------------------------------------------------------------- sampling & placement
 @_hot
 def _sample(
-    fst: np.ndarray, ist: np.ndarray, o_values: int, o_ptr: int, n: int,
+    sf: np.ndarray, si: np.ndarray, o_values: int, o_ptr: int, n: int,
     rng: np.ndarray, b: int,
 ) -> float:  # fmt: skip
     """REACH 6aa794e: two entries are a uniform range, otherwise pick one entry."""
-    values = ist[o_values]
-    ptr = ist[o_ptr]
-    start = ist[ptr + n]
-    count = ist[ptr + n + 1] - start
+    values = si[o_values]
+    ptr = si[o_ptr]
+    start = si[ptr + n]
+    count = si[ptr + n + 1] - start
     if count == 2:
-        low = fst[values + start]
-        return float(low + (fst[values + start + 1] - low) * uniform(rng, b))
-    return float(fst[values + start + randint(rng, b, count)])
+        low = sf[values + start]
+        return float(low + (sf[values + start + 1] - low) * uniform(rng, b))
+    return float(sf[values + start + randint(rng, b, count)])
 
 
 @_hot
 def _fits(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, s: int, n: int
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, s: int, n: int
 ) -> bool:
     return bool(
-        ir[ist[lo.O_OK] + n] != 0
-        and fr[ist[lo.O_CPU_FREE] + n] + lo.EPS >= fst[ist[lo.O_SVC_CPU] + s]
-        and fr[ist[lo.O_MEM_FREE] + n] + lo.EPS >= fst[ist[lo.O_SVC_MEM] + s]
+        ir[si[rl.O_OK] + n] != 0
+        and fr[si[rl.O_CPU_FREE] + n] + rl.EPS >= sf[si[rl.O_SVC_CPU] + s]
+        and fr[si[rl.O_MEM_FREE] + n] + rl.EPS >= sf[si[rl.O_SVC_MEM] + s]
     )
 
 
 @_hot
 def _hop_vector(
-    ist: np.ndarray, fr: np.ndarray, s: int, layer: int, sign: float
+    si: np.ndarray, fr: np.ndarray, s: int, layer: int, sign: float
 ) -> None:
     """Keep ``hop[s, lb] = sum over s's pods a of L(layer(a), lb)`` (+ the way back).
 
     Then the layer part of a call x -> y, summed over all pod pairs, is
     ``sum over lb of hop[x, lb] * pods of y in layer lb``: 3 products per call.
     """
-    o_lat = ist[lo.O_LAT]
-    row = ist[lo.O_HOPVEC] + s * 3
-    response = ist[lo.HI_RESPONSE] != 0
+    o_lat = si[rl.O_LAT]
+    row = si[rl.O_HOPVEC] + s * 3
+    response = si[rl.HI_RESPONSE] != 0
     for lb in range(3):
         hop = fr[o_lat + layer * 3 + lb]
         if response:
@@ -94,84 +95,84 @@ def _hop_vector(
 
 @_hot
 def _assign(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, slot: int, n: int
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, slot: int, n: int
 ) -> None:
     """Put pod ``slot`` on node ``n`` and claim its requests there."""
-    s = ist[ist[lo.O_SLOT_SVC] + slot]
-    ir[ist[lo.O_POD_NODE] + slot] = n
-    fr[ist[lo.O_CPU_FREE] + n] -= fst[ist[lo.O_SVC_CPU] + s]
-    fr[ist[lo.O_MEM_FREE] + n] -= fst[ist[lo.O_SVC_MEM] + s]
-    ir[ist[lo.O_CNT] + s * ist[lo.HI_N] + n] += 1
-    layer = ist[ist[lo.O_NODE_LAYER] + n]
-    ir[ist[lo.O_LCNT] + s * 3 + layer] += 1
-    _hop_vector(ist, fr, s, layer, 1.0)
+    s = si[si[rl.O_SLOT_SVC] + slot]
+    ir[si[rl.O_POD_NODE] + slot] = n
+    fr[si[rl.O_CPU_FREE] + n] -= sf[si[rl.O_SVC_CPU] + s]
+    fr[si[rl.O_MEM_FREE] + n] -= sf[si[rl.O_SVC_MEM] + s]
+    ir[si[rl.O_CNT] + s * si[rl.HI_N] + n] += 1
+    layer = si[si[rl.O_NODE_LAYER] + n]
+    ir[si[rl.O_LCNT] + s * 3 + layer] += 1
+    _hop_vector(si, fr, s, layer, 1.0)
 
 
 @_hot
 def _release(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, slot: int
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, slot: int
 ) -> int:
     """Take pod ``slot`` off its node, releasing its requests; return that node."""
-    s = ist[ist[lo.O_SLOT_SVC] + slot]
-    n = ir[ist[lo.O_POD_NODE] + slot]
-    fr[ist[lo.O_CPU_FREE] + n] += fst[ist[lo.O_SVC_CPU] + s]
-    fr[ist[lo.O_MEM_FREE] + n] += fst[ist[lo.O_SVC_MEM] + s]
-    ir[ist[lo.O_CNT] + s * ist[lo.HI_N] + n] -= 1
-    layer = ist[ist[lo.O_NODE_LAYER] + n]
-    ir[ist[lo.O_LCNT] + s * 3 + layer] -= 1
-    _hop_vector(ist, fr, s, layer, -1.0)
-    ir[ist[lo.O_POD_NODE] + slot] = -1
+    s = si[si[rl.O_SLOT_SVC] + slot]
+    n = ir[si[rl.O_POD_NODE] + slot]
+    fr[si[rl.O_CPU_FREE] + n] += sf[si[rl.O_SVC_CPU] + s]
+    fr[si[rl.O_MEM_FREE] + n] += sf[si[rl.O_SVC_MEM] + s]
+    ir[si[rl.O_CNT] + s * si[rl.HI_N] + n] -= 1
+    layer = si[si[rl.O_NODE_LAYER] + n]
+    ir[si[rl.O_LCNT] + s * 3 + layer] -= 1
+    _hop_vector(si, fr, s, layer, -1.0)
+    ir[si[rl.O_POD_NODE] + slot] = -1
     return int(n)
 
 
 @_hot
 def _k8s_score(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, s: int, n: int,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, s: int, n: int,
     most: int,
 ) -> int:  # fmt: skip
     """Default-scheduler score: LeastAllocated + BalancedAllocation + 2 x spreading."""
-    cap_c = fr[ist[lo.O_CPU_CAP] + n]
-    cap_m = fr[ist[lo.O_MEM_CAP] + n]
-    req_c = fst[ist[lo.O_SVC_CPU] + s]
-    req_m = fst[ist[lo.O_SVC_MEM] + s]
-    used_c = (cap_c - fr[ist[lo.O_CPU_FREE] + n] + req_c) / cap_c if cap_c > 0 else 1.0
-    used_m = (cap_m - fr[ist[lo.O_MEM_FREE] + n] + req_m) / cap_m if cap_m > 0 else 1.0
+    cap_c = fr[si[rl.O_CPU_CAP] + n]
+    cap_m = fr[si[rl.O_MEM_CAP] + n]
+    req_c = sf[si[rl.O_SVC_CPU] + s]
+    req_m = sf[si[rl.O_SVC_MEM] + s]
+    used_c = (cap_c - fr[si[rl.O_CPU_FREE] + n] + req_c) / cap_c if cap_c > 0 else 1.0
+    used_m = (cap_m - fr[si[rl.O_MEM_FREE] + n] + req_m) / cap_m if cap_m > 0 else 1.0
     least = math.floor(((1.0 - used_c) + (1.0 - used_m)) * 50.0 + 1e-9)
     balanced = math.floor((1.0 - abs(used_c - used_m) / 2.0) * 100.0 + 1e-9)
     spread = 100.0
     if most > 0:
-        same = ir[ist[lo.O_CNT] + s * ist[lo.HI_N] + n]
+        same = ir[si[rl.O_CNT] + s * si[rl.HI_N] + n]
         spread = math.floor(100.0 * (most - same) / most + 1e-9)
     return int(least + balanced + 2.0 * spread)
 
 
 @_inner
 def _choose_node(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     rng: np.ndarray, b: int, s: int,
 ) -> int:  # fmt: skip
     """A fitting node of the service's layers: random (REACH) or default-scheduler."""
-    n_nodes = ist[lo.HI_N]
-    allowed = ist[ist[lo.O_SVC_ALLOWED] + s]
-    o_layer = ist[lo.O_NODE_LAYER]
-    random_mode = ist[lo.HI_PLACEMENT] == lo.PLACEMENT_RANDOM
+    n_nodes = si[rl.HI_N]
+    allowed = si[si[rl.O_SVC_ALLOWED] + s]
+    o_layer = si[rl.O_NODE_LAYER]
+    random_mode = si[rl.HI_PLACEMENT] == rl.PLACEMENT_RANDOM
     chosen = -1
     seen = 0
     most = np.int64(0)
     for n in range(n_nodes):
-        if (allowed >> ist[o_layer + n]) & 1 and _fits(fst, ist, fr, ir, s, n):
+        if (allowed >> si[o_layer + n]) & 1 and _fits(sf, si, fr, ir, s, n):
             if random_mode:  # reservoir sampling: uniform over the fitting nodes
                 seen += 1
                 if randint(rng, b, seen) == 0:
                     chosen = n
             else:
-                most = max(most, ir[ist[lo.O_CNT] + s * n_nodes + n])
+                most = max(most, ir[si[rl.O_CNT] + s * n_nodes + n])
     if random_mode:
         return chosen
     best_score = -1
     for n in range(n_nodes):
-        if (allowed >> ist[o_layer + n]) & 1 and _fits(fst, ist, fr, ir, s, n):
-            score = _k8s_score(fst, ist, fr, ir, s, n, most)
+        if (allowed >> si[o_layer + n]) & 1 and _fits(sf, si, fr, ir, s, n):
+            score = _k8s_score(sf, si, fr, ir, s, n, most)
             if score > best_score:
                 chosen, best_score, seen = n, score, 1
             elif score == best_score:  # random tie-break, as kube-scheduler does
@@ -182,88 +183,88 @@ def _choose_node(
 
 
 @_inner
-def _clear_placement(ist: np.ndarray, fr: np.ndarray, ir: np.ndarray) -> None:
-    n_nodes = ist[lo.HI_N]
+def _clear_placement(si: np.ndarray, fr: np.ndarray, ir: np.ndarray) -> None:
+    n_nodes = si[rl.HI_N]
     for n in range(n_nodes):
-        fr[ist[lo.O_CPU_FREE] + n] = fr[ist[lo.O_CPU_CAP] + n]
-        fr[ist[lo.O_MEM_FREE] + n] = fr[ist[lo.O_MEM_CAP] + n]
-    ir[ist[lo.O_CNT] : ist[lo.O_CNT] + ist[lo.HI_S] * n_nodes] = 0
-    ir[ist[lo.O_LCNT] : ist[lo.O_LCNT] + ist[lo.HI_S] * 3] = 0
-    fr[ist[lo.O_HOPVEC] : ist[lo.O_HOPVEC] + ist[lo.HI_S] * 3] = 0.0
-    ir[ist[lo.O_POD_NODE] : ist[lo.O_POD_NODE] + ist[lo.HI_P]] = -1
+        fr[si[rl.O_CPU_FREE] + n] = fr[si[rl.O_CPU_CAP] + n]
+        fr[si[rl.O_MEM_FREE] + n] = fr[si[rl.O_MEM_CAP] + n]
+    ir[si[rl.O_CNT] : si[rl.O_CNT] + si[rl.HI_S] * n_nodes] = 0
+    ir[si[rl.O_LCNT] : si[rl.O_LCNT] + si[rl.HI_S] * 3] = 0
+    fr[si[rl.O_HOPVEC] : si[rl.O_HOPVEC] + si[rl.HI_S] * 3] = 0.0
+    ir[si[rl.O_POD_NODE] : si[rl.O_POD_NODE] + si[rl.HI_P]] = -1
 
 
 @_inner
 def _place(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     rng: np.ndarray, b: int,
 ) -> bool:  # fmt: skip
     """Place every running pod, service by service in file order; False if one fails."""
-    _clear_placement(ist, fr, ir)
-    for s in range(ist[lo.HI_S]):
-        first = ist[ist[lo.O_SVC_FIRST] + s]
-        for r in range(ir[ist[lo.O_REP] + s]):
-            n = _choose_node(fst, ist, fr, ir, rng, b, s)
+    _clear_placement(si, fr, ir)
+    for s in range(si[rl.HI_S]):
+        first = si[si[rl.O_SVC_FIRST] + s]
+        for r in range(ir[si[rl.O_REP] + s]):
+            n = _choose_node(sf, si, fr, ir, rng, b, s)
             if n < 0:
                 return False
-            _assign(fst, ist, fr, ir, first + r, n)
+            _assign(sf, si, fr, ir, first + r, n)
     return True
 
 
 @_inner
 def _sample_cluster(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     rng: np.ndarray, b: int,
 ) -> None:  # fmt: skip
     """Spec §5.5 steps 1-3: node resources, layer latencies, replica counts."""
-    for n in range(ist[lo.HI_N]):
-        fr[ist[lo.O_CPU_CAP] + n] = _sample(
-            fst, ist, lo.O_CPU_CHOICES, lo.O_CPU_PTR, n, rng, b
+    for n in range(si[rl.HI_N]):
+        fr[si[rl.O_CPU_CAP] + n] = _sample(
+            sf, si, rl.O_CPU_CHOICES, rl.O_CPU_PTR, n, rng, b
         )
-        fr[ist[lo.O_MEM_CAP] + n] = _sample(
-            fst, ist, lo.O_MEM_CHOICES, lo.O_MEM_PTR, n, rng, b
+        fr[si[rl.O_MEM_CAP] + n] = _sample(
+            sf, si, rl.O_MEM_CHOICES, rl.O_MEM_PTR, n, rng, b
         )
-        util = _sample(fst, ist, lo.O_UTIL_CHOICES, lo.O_UTIL_PTR, n, rng, b)
-        fr[ist[lo.O_BG] + n] = util * fst[ist[lo.O_NODE_BW] + n]
-        fr[ist[lo.O_SLOW] + n] = 1.0
-        ir[ist[lo.O_OK] + n] = 1
+        util = _sample(sf, si, rl.O_UTIL_CHOICES, rl.O_UTIL_PTR, n, rng, b)
+        fr[si[rl.O_BG] + n] = util * sf[si[rl.O_NODE_BW] + n]
+        fr[si[rl.O_SLOW] + n] = 1.0
+        ir[si[rl.O_OK] + n] = 1
     for cell in range(9):
-        low = fst[ist[lo.O_LAT_LO] + cell]
-        high = fst[ist[lo.O_LAT_HI] + cell]
-        fr[ist[lo.O_LAT] + cell] = low + (high - low) * uniform(rng, b)
+        low = sf[si[rl.O_LAT_LO] + cell]
+        high = sf[si[rl.O_LAT_HI] + cell]
+        fr[si[rl.O_LAT] + cell] = low + (high - low) * uniform(rng, b)
     for layer in range(3):  # same layer: 1 ms whatever the config says (6aa794e)
-        fr[ist[lo.O_LAT] + layer * 4] = 1.0
-    fr[ist[lo.O_SCAL] + lo.SC_RPS_SCALE] = 1.0
-    for s in range(ist[lo.HI_S]):
-        most = ist[ist[lo.O_SVC_MAX] + s]
-        count = most if ist[lo.HI_REPLICAS] == 1 else 1 + randint(rng, b, most)
-        ir[ist[lo.O_REP] + s] = count
+        fr[si[rl.O_LAT] + layer * 4] = 1.0
+    fr[si[rl.O_SCAL] + rl.SC_RPS_SCALE] = 1.0
+    for s in range(si[rl.HI_S]):
+        most = si[si[rl.O_SVC_MAX] + s]
+        count = most if si[rl.HI_REPLICAS] == 1 else 1 + randint(rng, b, most)
+        ir[si[rl.O_REP] + s] = count
 
 
 # ---------------------------------------------------------------- latency model
 @_hot
 def _replica_set_latency(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, x: int, y: int,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, x: int, y: int,
     data_size: float,
 ) -> float:  # fmt: skip
     """Mean of ``net(a, b)`` over pod pairs of services x (caller) and y (callee)."""
-    o_rep = ist[lo.O_REP]
+    o_rep = si[rl.O_REP]
     rx = ir[o_rep + x]
     ry = ir[o_rep + y]
     if rx == 0 or ry == 0:
         return 0.0
-    response = ist[lo.HI_RESPONSE] != 0
-    hop = ist[lo.O_HOPVEC] + x * 3
-    count = ist[lo.O_LCNT] + y * 3
+    response = si[rl.HI_RESPONSE] != 0
+    hop = si[rl.O_HOPVEC] + x * 3
+    count = si[rl.O_LCNT] + y * 3
     total = (
         fr[hop] * ir[count] + fr[hop + 1] * ir[count + 1] + fr[hop + 2] * ir[count + 2]
     )
     if data_size > 0.0:
         # ds / min(pbw_a, pbw_b) == ds * max(1 / pbw_a, 1 / pbw_b): no division here.
-        o_inv = ist[lo.O_PBW]
-        o_first = ist[lo.O_SVC_FIRST]
-        fx = o_inv + ist[o_first + x]
-        fy = o_inv + ist[o_first + y]
+        o_inv = si[rl.O_PBW]
+        o_first = si[rl.O_SVC_FIRST]
+        fx = o_inv + si[o_first + x]
+        fy = o_inv + si[o_first + y]
         inverse = 0.0
         for i in range(rx):
             ia = fr[fx + i]
@@ -272,15 +273,15 @@ def _replica_set_latency(
                 inverse += ia if ia > ib else ib
         size = data_size
         if response:
-            size += data_size * fst[ist[lo.O_PARAMS] + lo.PR_RESPONSE_RATIO]
+            size += data_size * sf[si[rl.O_PARAMS] + rl.PR_RESPONSE_RATIO]
         total += size * inverse
-    o_inv_rep = ist[lo.O_INV_REP]
+    o_inv_rep = si[rl.O_INV_REP]
     return float(total * fr[o_inv_rep + x] * fr[o_inv_rep + y])
 
 
 @_hot
 def _traffic_and_load(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, a: int, b: int
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, a: int, b: int
 ) -> None:
     """Pod traffic (spec §4.2), node usage, predicted bandwidth and node load.
 
@@ -289,44 +290,44 @@ def _traffic_and_load(
     pods share its node, which changes only there. The ``pbw`` field holds the
     *inverse* predicted bandwidth, which is what the transfer term needs.
     """
-    n_nodes = ist[lo.HI_N]
-    n_types = ist[lo.HI_T]
+    n_nodes = si[rl.HI_N]
+    n_types = si[rl.HI_T]
     every = a < 0
-    scale = fr[ist[lo.O_SCAL] + lo.SC_RPS_SCALE]
-    o_usage, o_lam, o_busy = ist[lo.O_USAGE], ist[lo.O_LAM], ist[lo.O_BUSY]
-    o_node, o_tb, o_inv = ist[lo.O_POD_NODE], ist[lo.O_TB], ist[lo.O_PBW]
-    o_rep, o_cnt, o_slow = ist[lo.O_REP], ist[lo.O_CNT], ist[lo.O_SLOW]
+    scale = fr[si[rl.O_SCAL] + rl.SC_RPS_SCALE]
+    o_usage, o_lam, o_busy = si[rl.O_USAGE], si[rl.O_LAM], si[rl.O_BUSY]
+    o_node, o_tb, o_inv = si[rl.O_POD_NODE], si[rl.O_TB], si[rl.O_PBW]
+    o_rep, o_cnt, o_slow = si[rl.O_REP], si[rl.O_CNT], si[rl.O_SLOW]
     o_adj_ptr, o_adj_svc, o_adj_w = (
-        ist[lo.O_ADJ_PTR],
-        ist[lo.O_ADJ_SVC],
-        ist[lo.O_ADJ_W],
+        si[rl.O_ADJ_PTR],
+        si[rl.O_ADJ_SVC],
+        si[rl.O_ADJ_W],
     )
-    o_bg, o_bw = ist[lo.O_BG], ist[lo.O_NODE_BW]
+    o_bg, o_bw = si[rl.O_BG], si[rl.O_NODE_BW]
     o_rate, o_work, o_type = (
-        ist[lo.O_SVC_RATE],
-        ist[lo.O_SVC_WORK],
-        ist[lo.O_NODE_CPU_TYPE],
+        si[rl.O_SVC_RATE],
+        si[rl.O_SVC_WORK],
+        si[rl.O_NODE_CPU_TYPE],
     )
-    o_inv_rep = ist[lo.O_INV_REP]
+    o_inv_rep = si[rl.O_INV_REP]
     for n in range(n_nodes):
         if every or n == a or n == b:
             fr[o_usage + n] = fr[o_bg + n]
             fr[o_lam + n] = 0.0
             fr[o_busy + n] = 0.0
     if every:  # empty slots carry nothing (and never fill within an episode)
-        for p in range(ist[lo.HI_P]):
+        for p in range(si[rl.HI_P]):
             if ir[o_node + p] < 0:
                 fr[o_tb + p] = 0.0
                 fr[o_inv + p] = 0.0
     # Running pods of a service fill its first slots; visit only the services with a
     # pod on a node being recomputed.
-    n_services = ist[lo.HI_S]
-    o_first = ist[lo.O_SVC_FIRST]
+    n_services = si[rl.HI_S]
+    o_first = si[rl.O_SVC_FIRST]
     for s in range(n_services):
         row = o_cnt + s * n_nodes
         if not (every or ir[row + a] > 0 or ir[row + b] > 0):
             continue
-        first = ist[o_first + s]
+        first = si[o_first + s]
         share = scale * fr[o_inv_rep + s]
         work_row = o_work + s * n_types
         for p in range(first, first + ir[o_rep + s]):
@@ -334,25 +335,25 @@ def _traffic_and_load(
             if not (every or n == a or n == b):
                 continue
             acc = 0.0
-            for j in range(ist[o_adj_ptr + s], ist[o_adj_ptr + s + 1]):
-                y = ist[o_adj_svc + j]
+            for j in range(si[o_adj_ptr + s], si[o_adj_ptr + s + 1]):
+                y = si[o_adj_svc + j]
                 away = ir[o_rep + y] - ir[o_cnt + y * n_nodes + n]
-                acc += fst[o_adj_w + j] * away * fr[o_inv_rep + y]
+                acc += sf[o_adj_w + j] * away * fr[o_inv_rep + y]
             acc *= share
             fr[o_tb + p] = acc
             fr[o_usage + n] += acc
-            fr[o_lam + n] += fst[o_rate + s] * share * 0.001
-            work = fst[work_row + ist[o_type + n]]
+            fr[o_lam + n] += sf[o_rate + s] * share * 0.001
+            work = sf[work_row + si[o_type + n]]
             fr[o_busy + n] += work * share * 0.001 * fr[o_slow + n]
     for s in range(n_services):
         row = o_cnt + s * n_nodes
         if not (every or ir[row + a] > 0 or ir[row + b] > 0):
             continue
-        first = ist[o_first + s]
+        first = si[o_first + s]
         for p in range(first, first + ir[o_rep + s]):
             n = ir[o_node + p]
             if every or n == a or n == b:
-                bw = fst[o_bw + n]
+                bw = sf[o_bw + n]
                 used = fr[o_usage + n] - fr[o_tb + p]
                 saturated = used / bw >= BANDWIDTH_SATURATION
                 fr[o_inv + p] = 10.0 / bw if saturated else 1.0 / (bw - used)
@@ -360,14 +361,14 @@ def _traffic_and_load(
 
 @_hot
 def _queue_waits(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, a: int, b: int
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, a: int, b: int
 ) -> None:
     """M/M/c waiting per node (extension): servers = floor(cores), capped."""
-    cap = fst[ist[lo.O_PARAMS] + lo.PR_QUEUE_CAP]
+    cap = sf[si[rl.O_PARAMS] + rl.PR_QUEUE_CAP]
     o_lam, o_busy, o_cap, o_wait = (
-        ist[lo.O_LAM], ist[lo.O_BUSY], ist[lo.O_CPU_CAP], ist[lo.O_WAIT]
+        si[rl.O_LAM], si[rl.O_BUSY], si[rl.O_CPU_CAP], si[rl.O_WAIT]
     )  # fmt: skip
-    for n in range(ist[lo.HI_N]):
+    for n in range(si[rl.HI_N]):
         if a >= 0 and n != a and n != b:
             continue
         lam = fr[o_lam + n]
@@ -383,7 +384,7 @@ def _queue_waits(
 
 @_inner
 def latency(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, a: int, b: int
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, a: int, b: int
 ) -> float:
     """Update the model (spec §4) of one environment; store and return the mean.
 
@@ -393,71 +394,71 @@ def latency(
     (host, queue wait) or a new hop (layer counts, predicted bandwidth), so only
     calls touching them are recomputed; the group sums and maxima are redone.
     """
-    _traffic_and_load(fst, ist, fr, ir, a, b)
-    if ist[lo.HI_QUEUEING]:
-        _queue_waits(fst, ist, fr, a, b)
+    _traffic_and_load(sf, si, fr, ir, a, b)
+    if si[rl.HI_QUEUEING]:
+        _queue_waits(sf, si, fr, a, b)
     full = a < 0
-    n_nodes = ist[lo.HI_N]
-    n_types = ist[lo.HI_T]
-    o_gsum, o_node, o_slow = ist[lo.O_GSUM], ist[lo.O_POD_NODE], ist[lo.O_SLOW]
+    n_nodes = si[rl.HI_N]
+    n_types = si[rl.HI_T]
+    o_gsum, o_node, o_slow = si[rl.O_GSUM], si[rl.O_POD_NODE], si[rl.O_SLOW]
     o_wait, o_exec, o_type = (
-        ist[lo.O_WAIT],
-        ist[lo.O_CALL_EXEC],
-        ist[lo.O_NODE_CPU_TYPE],
+        si[rl.O_WAIT],
+        si[rl.O_CALL_EXEC],
+        si[rl.O_NODE_CPU_TYPE],
     )
-    o_svc, o_parent = ist[lo.O_CALL_SVC], ist[lo.O_CALL_PARENT]
-    o_gstart, o_gcount = ist[lo.O_CALL_GSTART], ist[lo.O_CALL_GCOUNT]
-    o_rep, o_first, o_ds = ist[lo.O_REP], ist[lo.O_SVC_FIRST], ist[lo.O_CALL_DS]
-    o_group, o_cnt = ist[lo.O_CALL_GROUP], ist[lo.O_CNT]
-    o_own, o_hop, o_inv_rep = ist[lo.O_OWN], ist[lo.O_HOP], ist[lo.O_INV_REP]
-    o_ep_lat, o_endpoint = ist[lo.O_EP_LAT], ist[lo.O_CALL_ENDPOINT]
-    for g in range(max(ist[lo.HI_G], 1)):
+    o_svc, o_parent = si[rl.O_CALL_SVC], si[rl.O_CALL_PARENT]
+    o_gstart, o_gcount = si[rl.O_CALL_GSTART], si[rl.O_CALL_GCOUNT]
+    o_rep, o_first, o_ds = si[rl.O_REP], si[rl.O_SVC_FIRST], si[rl.O_CALL_DS]
+    o_group, o_cnt = si[rl.O_CALL_GROUP], si[rl.O_CNT]
+    o_own, o_hop, o_inv_rep = si[rl.O_OWN], si[rl.O_HOP], si[rl.O_INV_REP]
+    o_ep_lat, o_endpoint = si[rl.O_EP_LAT], si[rl.O_CALL_ENDPOINT]
+    for g in range(max(si[rl.HI_G], 1)):
         fr[o_gsum + g] = 0.0
     # Calls are in pre-order, so walking backwards finishes children before parents.
-    for k in range(ist[lo.HI_K] - 1, -1, -1):
+    for k in range(si[rl.HI_K] - 1, -1, -1):
         best = 0.0
-        start = ist[o_gstart + k]
-        for g in range(start, start + ist[o_gcount + k]):
+        start = si[o_gstart + k]
+        for g in range(start, start + si[o_gcount + k]):
             best = max(best, fr[o_gsum + g])
-        parent = ist[o_parent + k]
+        parent = si[o_parent + k]
         if parent < 0:  # the endpoint's root: no execution time of its own
-            fr[o_ep_lat + ist[o_endpoint + k]] = best
+            fr[o_ep_lat + si[o_endpoint + k]] = best
             continue
-        s = ist[o_svc + k]
+        s = si[o_svc + k]
         callee_dirty = (
             full or ir[o_cnt + s * n_nodes + a] > 0 or ir[o_cnt + s * n_nodes + b] > 0
         )
         if callee_dirty:
             own = 0.0
             replicas = ir[o_rep + s]
-            first = o_node + ist[o_first + s]
+            first = o_node + si[o_first + s]
             row = o_exec + k * n_types
             for j in range(replicas):
                 n = ir[first + j]
-                own += fst[row + ist[o_type + n]] * fr[o_slow + n] + fr[o_wait + n]
+                own += sf[row + si[o_type + n]] * fr[o_slow + n] + fr[o_wait + n]
             fr[o_own + k] = own * fr[o_inv_rep + s]
-        caller = ist[o_svc + parent]
+        caller = si[o_svc + parent]
         if (
             callee_dirty
             or ir[o_cnt + caller * n_nodes + a] > 0
             or ir[o_cnt + caller * n_nodes + b] > 0
         ):
             fr[o_hop + k] = _replica_set_latency(
-                fst, ist, fr, ir, caller, s, fst[o_ds + k]
+                sf, si, fr, ir, caller, s, sf[o_ds + k]
             )
-        fr[o_gsum + ist[o_group + k]] += fr[o_own + k] + best + fr[o_hop + k]
+        fr[o_gsum + si[o_group + k]] += fr[o_own + k] + best + fr[o_hop + k]
     total = 0.0
     violating = 0
-    n_endpoints = ist[lo.HI_E]
-    o_qos = ist[lo.O_EP_QOS]
+    n_endpoints = si[rl.HI_E]
+    o_qos = si[rl.O_EP_QOS]
     for e in range(n_endpoints):
         value = fr[o_ep_lat + e]
         total += value
-        if value > fst[o_qos + e]:
+        if value > sf[o_qos + e]:
             violating += 1
     mean = float(total / n_endpoints)
-    fr[ist[lo.O_SCAL] + lo.SC_LATENCY] = mean
-    fr[ist[lo.O_SCAL] + lo.SC_VIOLATION] = violating / n_endpoints
+    fr[si[rl.O_SCAL] + rl.SC_LATENCY] = mean
+    fr[si[rl.O_SCAL] + rl.SC_VIOLATION] = violating / n_endpoints
     return mean
 
 
@@ -468,58 +469,58 @@ def latency(
 # pod_deployable[p]. Stop is always valid.
 @_hot
 def _mask_row(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     allow: np.ndarray, mask: np.ndarray, n: int,
 ) -> None:  # fmt: skip
-    n_pods = ist[lo.HI_P]
-    row = n * ist[lo.HI_PM]
-    if ist[ist[lo.O_NODE_TARGET] + n] == 0 or ir[ist[lo.O_OK] + n] == 0:
+    n_pods = si[rl.HI_P]
+    row = n * si[rl.HI_PM]
+    if si[si[rl.O_NODE_TARGET] + n] == 0 or ir[si[rl.O_OK] + n] == 0:
         mask[row : row + n_pods] = False
         return
-    o_node = ist[lo.O_POD_NODE]
-    o_movable = ist[lo.O_SLOT_MOVABLE]
-    if ir[ist[lo.O_ISCAL] + lo.IS_PAYLOAD]:
+    o_node = si[rl.O_POD_NODE]
+    o_movable = si[rl.O_SLOT_MOVABLE]
+    if ir[si[rl.O_ISCAL] + rl.ISC_PAYLOAD]:
         base = n * n_pods
         for p in range(n_pods):
             src = ir[o_node + p]
             mask[row + p] = (
-                (ist[o_movable + p] != 0)
+                (si[o_movable + p] != 0)
                 & (src >= 0)
                 & (src != n)
                 & (allow[base + p] != 0)
             )
         return
-    cpu = fr[ist[lo.O_CPU_FREE] + n] + lo.EPS
-    mem = fr[ist[lo.O_MEM_FREE] + n] + lo.EPS
-    o_cpu = ist[lo.O_SLOT_CPU]
-    o_mem = ist[lo.O_SLOT_MEM]
+    cpu = fr[si[rl.O_CPU_FREE] + n] + rl.EPS
+    mem = fr[si[rl.O_MEM_FREE] + n] + rl.EPS
+    o_cpu = si[rl.O_SLOT_CPU]
+    o_mem = si[rl.O_SLOT_MEM]
     for p in range(n_pods):  # non-short-circuit & keeps the loop branch-free
         src = ir[o_node + p]
         mask[row + p] = (
-            (ist[o_movable + p] != 0)
+            (si[o_movable + p] != 0)
             & (src >= 0)
             & (src != n)
-            & (fst[o_cpu + p] <= cpu)
-            & (fst[o_mem + p] <= mem)
+            & (sf[o_cpu + p] <= cpu)
+            & (sf[o_mem + p] <= mem)
         )
 
 
 @_hot
 def _mask_column(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     allow: np.ndarray, mask: np.ndarray, p: int,
 ) -> None:  # fmt: skip
-    pm = ist[lo.HI_PM]
-    src = ir[ist[lo.O_POD_NODE] + p]
-    movable = ist[ist[lo.O_SLOT_MOVABLE] + p] != 0 and src >= 0
-    payload = ir[ist[lo.O_ISCAL] + lo.IS_PAYLOAD] != 0
-    cpu = fst[ist[lo.O_SLOT_CPU] + p] - lo.EPS
-    mem = fst[ist[lo.O_SLOT_MEM] + p] - lo.EPS
-    o_target, o_ok = ist[lo.O_NODE_TARGET], ist[lo.O_OK]
-    o_cpu, o_mem = ist[lo.O_CPU_FREE], ist[lo.O_MEM_FREE]
-    n_pods = ist[lo.HI_P]
-    for n in range(ist[lo.HI_N]):
-        ok = movable and n != src and ist[o_target + n] != 0 and ir[o_ok + n] != 0
+    pm = si[rl.HI_PM]
+    src = ir[si[rl.O_POD_NODE] + p]
+    movable = si[si[rl.O_SLOT_MOVABLE] + p] != 0 and src >= 0
+    payload = ir[si[rl.O_ISCAL] + rl.ISC_PAYLOAD] != 0
+    cpu = sf[si[rl.O_SLOT_CPU] + p] - rl.EPS
+    mem = sf[si[rl.O_SLOT_MEM] + p] - rl.EPS
+    o_target, o_ok = si[rl.O_NODE_TARGET], si[rl.O_OK]
+    o_cpu, o_mem = si[rl.O_CPU_FREE], si[rl.O_MEM_FREE]
+    n_pods = si[rl.HI_P]
+    for n in range(si[rl.HI_N]):
+        ok = movable and n != src and si[o_target + n] != 0 and ir[o_ok + n] != 0
         if ok:
             if payload:
                 ok = allow[n * n_pods + p] != 0
@@ -530,24 +531,24 @@ def _mask_column(
 
 @_inner
 def _mask_full(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     allow: np.ndarray, mask: np.ndarray,
 ) -> None:  # fmt: skip
     mask[:] = False
-    for n in range(ist[lo.HI_N]):
-        _mask_row(fst, ist, fr, ir, allow, mask, n)
-    mask[ist[lo.HI_NM] * ist[lo.HI_PM]] = True
+    for n in range(si[rl.HI_N]):
+        _mask_row(sf, si, fr, ir, allow, mask, n)
+    mask[si[rl.HI_NM] * si[rl.HI_PM]] = True
 
 
 @_hot
 def _mask_move(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     allow: np.ndarray, mask: np.ndarray, p: int, a: int, b: int,
 ) -> None:  # fmt: skip
     """After pod ``p`` moved a -> b only rows a, b and column p can change."""
-    _mask_row(fst, ist, fr, ir, allow, mask, a)
-    _mask_row(fst, ist, fr, ir, allow, mask, b)
-    _mask_column(fst, ist, fr, ir, allow, mask, p)
+    _mask_row(sf, si, fr, ir, allow, mask, a)
+    _mask_row(sf, si, fr, ir, allow, mask, b)
+    _mask_column(sf, si, fr, ir, allow, mask, p)
 
 
 # ---------------------------------------------------------------- observation
@@ -555,174 +556,170 @@ def _mask_move(
 def _clip(x: float) -> float:
     if x < 0.0:
         return 0.0
-    return lo.OBS_HIGH if x > lo.OBS_HIGH else x
+    return rl.OBS_HIGH if x > rl.OBS_HIGH else x
 
 
 @_hot
 def _obs_global(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray
 ) -> None:
-    params = ist[lo.O_PARAMS]
-    q = 1.0 / fst[params + lo.PR_QOS_MEAN]
-    o_lat = ist[lo.O_LAT]
-    scal = ist[lo.O_SCAL]
-    obs[lo.GF_LATENCY] = _clip(fr[scal + lo.SC_LATENCY] * q)
-    obs[lo.GF_VIOLATION] = fr[scal + lo.SC_VIOLATION]
-    obs[lo.GF_TIME] = _clip(ir[ist[lo.O_ISCAL] + lo.IS_MOVES] / ist[lo.HI_MAX_MOVES])
-    obs[lo.GF_RPS] = _clip(fr[scal + lo.SC_RPS_SCALE] / fst[params + lo.PR_SURGE_MAX])
-    obs[lo.GF_LAT_CLIENT_CLOUD] = _clip(fr[o_lat + CLIENT * 3 + CLOUD] * q)
-    obs[lo.GF_LAT_CLIENT_EDGE] = _clip(fr[o_lat + CLIENT * 3 + EDGE] * q)
-    obs[lo.GF_LAT_EDGE_CLOUD] = _clip(fr[o_lat + EDGE * 3 + CLOUD] * q)
+    params = si[rl.O_PARAMS]
+    q = 1.0 / sf[params + rl.PR_QOS_MEAN]
+    o_lat = si[rl.O_LAT]
+    scal = si[rl.O_SCAL]
+    obs[rl.GF_LATENCY] = _clip(fr[scal + rl.SC_LATENCY] * q)
+    obs[rl.GF_VIOLATION] = fr[scal + rl.SC_VIOLATION]
+    obs[rl.GF_TIME] = _clip(ir[si[rl.O_ISCAL] + rl.ISC_MOVES] / si[rl.HI_MAX_MOVES])
+    obs[rl.GF_RPS] = _clip(fr[scal + rl.SC_RPS_SCALE] / sf[params + rl.PR_SURGE_MAX])
+    obs[rl.GF_LAT_CLIENT_CLOUD] = _clip(fr[o_lat + CLIENT * 3 + CLOUD] * q)
+    obs[rl.GF_LAT_CLIENT_EDGE] = _clip(fr[o_lat + CLIENT * 3 + EDGE] * q)
+    obs[rl.GF_LAT_EDGE_CLOUD] = _clip(fr[o_lat + EDGE * 3 + CLOUD] * q)
 
 
 @_hot
 def _obs_node(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray,
     n: int,
 ) -> None:  # fmt: skip
-    params = ist[lo.O_PARAMS]
-    o = lo.GLOBAL_FEATURES + n * lo.NODE_FEATURES
-    layer = ist[ist[lo.O_NODE_LAYER] + n]
-    cap_c = fr[ist[lo.O_CPU_CAP] + n]
-    cap_m = fr[ist[lo.O_MEM_CAP] + n]
-    free_c = fr[ist[lo.O_CPU_FREE] + n]
-    free_m = fr[ist[lo.O_MEM_FREE] + n]
-    obs[o + lo.NF_PRESENT] = 1.0
-    obs[o + lo.NF_CLOUD] = 1.0 if layer == CLOUD else 0.0
-    obs[o + lo.NF_EDGE] = 1.0 if layer == EDGE else 0.0
-    obs[o + lo.NF_CLIENT] = 1.0 if layer == CLIENT else 0.0
-    obs[o + lo.NF_CPU_FREE] = _clip(free_c / cap_c) if cap_c > 0 else 0.0
-    obs[o + lo.NF_MEM_FREE] = _clip(free_m / cap_m) if cap_m > 0 else 0.0
-    obs[o + lo.NF_CPU_CAP] = _clip(cap_c / fst[params + lo.PR_CPU_SCALE])
-    obs[o + lo.NF_MEM_CAP] = _clip(cap_m / fst[params + lo.PR_MEM_SCALE])
-    rel = fst[ist[lo.O_NODE_REL_EXEC] + n] * fr[ist[lo.O_SLOW] + n]
-    obs[o + lo.NF_EXEC] = _clip(rel)
-    obs[o + lo.NF_HEALTHY] = 1.0 if ir[ist[lo.O_OK] + n] else 0.0
-    use = fr[ist[lo.O_USAGE] + n] / fst[ist[lo.O_NODE_BW] + n]
-    obs[o + lo.NF_BANDWIDTH] = _clip(use)
+    params = si[rl.O_PARAMS]
+    o = rl.GLOBAL_FEATURES + n * rl.NODE_FEATURES
+    layer = si[si[rl.O_NODE_LAYER] + n]
+    cap_c = fr[si[rl.O_CPU_CAP] + n]
+    cap_m = fr[si[rl.O_MEM_CAP] + n]
+    free_c = fr[si[rl.O_CPU_FREE] + n]
+    free_m = fr[si[rl.O_MEM_FREE] + n]
+    obs[o + rl.NF_PRESENT] = 1.0
+    obs[o + rl.NF_CLOUD] = 1.0 if layer == CLOUD else 0.0
+    obs[o + rl.NF_EDGE] = 1.0 if layer == EDGE else 0.0
+    obs[o + rl.NF_CLIENT] = 1.0 if layer == CLIENT else 0.0
+    obs[o + rl.NF_CPU_FREE] = _clip(free_c / cap_c) if cap_c > 0 else 0.0
+    obs[o + rl.NF_MEM_FREE] = _clip(free_m / cap_m) if cap_m > 0 else 0.0
+    obs[o + rl.NF_CPU_CAP] = _clip(cap_c / sf[params + rl.PR_CPU_SCALE])
+    obs[o + rl.NF_MEM_CAP] = _clip(cap_m / sf[params + rl.PR_MEM_SCALE])
+    rel = sf[si[rl.O_NODE_REL_EXEC] + n] * fr[si[rl.O_SLOW] + n]
+    obs[o + rl.NF_EXEC] = _clip(rel)
+    obs[o + rl.NF_HEALTHY] = 1.0 if ir[si[rl.O_OK] + n] else 0.0
+    use = fr[si[rl.O_USAGE] + n] / sf[si[rl.O_NODE_BW] + n]
+    obs[o + rl.NF_BANDWIDTH] = _clip(use)
     servers = max(1.0, math.floor(cap_c + 1e-9))
-    obs[o + lo.NF_LOAD] = _clip(fr[ist[lo.O_BUSY] + n] / servers)
-    obs[o + lo.NF_WAIT] = _clip(fr[ist[lo.O_WAIT] + n] / fst[params + lo.PR_QOS_MEAN])
+    obs[o + rl.NF_LOAD] = _clip(fr[si[rl.O_BUSY] + n] / servers)
+    obs[o + rl.NF_WAIT] = _clip(fr[si[rl.O_WAIT] + n] / sf[params + rl.PR_QOS_MEAN])
 
 
 @_hot
 def _obs_pod(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray,
     p: int,
 ) -> None:  # fmt: skip
-    nm = ist[lo.HI_NM]
-    onehot = ist[lo.HI_ONEHOT] != 0
-    width = lo.POD_FEATURES + (nm if onehot else 0)
-    o = lo.GLOBAL_FEATURES + nm * lo.NODE_FEATURES + p * width
+    nm = si[rl.HI_NM]
+    onehot = si[rl.HI_ONEHOT] != 0
+    width = rl.POD_FEATURES + (nm if onehot else 0)
+    o = rl.GLOBAL_FEATURES + nm * rl.NODE_FEATURES + p * width
     obs[o : o + width] = 0.0
-    n = ir[ist[lo.O_POD_NODE] + p]
+    n = ir[si[rl.O_POD_NODE] + p]
     if n < 0:
         return
-    params = ist[lo.O_PARAMS]
-    s = ist[ist[lo.O_SLOT_SVC] + p]
-    fixed = ist[ist[lo.O_SVC_PERSISTENT] + s] or ist[ist[lo.O_SVC_CLIENT] + s]
-    obs[o + lo.PF_OCCUPIED] = 1.0
-    obs[o + lo.PF_MOVABLE] = 0.0 if fixed else 1.0
-    obs[o + lo.PF_CPU] = _clip(
-        fst[ist[lo.O_SVC_CPU] + s] / fst[params + lo.PR_CPU_SCALE]
-    )
-    obs[o + lo.PF_MEM] = _clip(
-        fst[ist[lo.O_SVC_MEM] + s] / fst[params + lo.PR_MEM_SCALE]
-    )
-    obs[o + lo.PF_CLOUD + ist[ist[lo.O_NODE_LAYER] + n]] = 1.0
-    cpu_type = ist[ist[lo.O_NODE_CPU_TYPE] + n]
-    exec_ms = fst[ist[lo.O_SVC_EXEC] + s * ist[lo.HI_T] + cpu_type]
-    exec_ms *= fr[ist[lo.O_SLOW] + n]
-    obs[o + lo.PF_EXEC] = _clip(exec_ms / fst[params + lo.PR_QOS_MEAN])
+    params = si[rl.O_PARAMS]
+    s = si[si[rl.O_SLOT_SVC] + p]
+    fixed = si[si[rl.O_SVC_PERSISTENT] + s] or si[si[rl.O_SVC_CLIENT] + s]
+    obs[o + rl.PF_OCCUPIED] = 1.0
+    obs[o + rl.PF_MOVABLE] = 0.0 if fixed else 1.0
+    obs[o + rl.PF_CPU] = _clip(sf[si[rl.O_SVC_CPU] + s] / sf[params + rl.PR_CPU_SCALE])
+    obs[o + rl.PF_MEM] = _clip(sf[si[rl.O_SVC_MEM] + s] / sf[params + rl.PR_MEM_SCALE])
+    obs[o + rl.PF_CLOUD + si[si[rl.O_NODE_LAYER] + n]] = 1.0
+    cpu_type = si[si[rl.O_NODE_CPU_TYPE] + n]
+    exec_ms = sf[si[rl.O_SVC_EXEC] + s * si[rl.HI_T] + cpu_type]
+    exec_ms *= fr[si[rl.O_SLOW] + n]
+    obs[o + rl.PF_EXEC] = _clip(exec_ms / sf[params + rl.PR_QOS_MEAN])
     if onehot:
-        obs[o + lo.POD_FEATURES + n] = 1.0
+        obs[o + rl.POD_FEATURES + n] = 1.0
 
 
 @_inner
 def _obs_full(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray, obs: np.ndarray
 ) -> None:
     obs[:] = 0.0
-    _obs_global(fst, ist, fr, ir, obs)
+    _obs_global(sf, si, fr, ir, obs)
     running = 0
-    for s in range(ist[lo.HI_S]):
-        running += ir[ist[lo.O_REP] + s]
-    obs[lo.GF_RUNNING] = running / ist[lo.HI_PM]
-    for n in range(ist[lo.HI_N]):
-        _obs_node(fst, ist, fr, ir, obs, n)
-    for p in range(ist[lo.HI_P]):
-        _obs_pod(fst, ist, fr, ir, obs, p)
+    for s in range(si[rl.HI_S]):
+        running += ir[si[rl.O_REP] + s]
+    obs[rl.GF_RUNNING] = running / si[rl.HI_PM]
+    for n in range(si[rl.HI_N]):
+        _obs_node(sf, si, fr, ir, obs, n)
+    for p in range(si[rl.HI_P]):
+        _obs_pod(sf, si, fr, ir, obs, p)
 
 
 # ---------------------------------------------------------------- episode phases
 @_inner
 def _begin_episode(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     allow: np.ndarray, obs: np.ndarray, mask: np.ndarray,
 ) -> None:  # fmt: skip
-    iscal = ist[lo.O_ISCAL]
-    scal = ist[lo.O_SCAL]
-    for field in (lo.IS_MOVES, lo.IS_STEPS, lo.IS_INVALID, lo.IS_EVENTS):
+    iscal = si[rl.O_ISCAL]
+    scal = si[rl.O_SCAL]
+    for field in (rl.ISC_MOVES, rl.ISC_STEPS, rl.ISC_INVALID, rl.ISC_EVENTS):
         ir[iscal + field] = 0
-    fr[ist[lo.O_WAIT] : ist[lo.O_WAIT] + ist[lo.HI_N]] = 0.0
-    fr[ist[lo.O_INFO] : ist[lo.O_INFO] + lo.N_INFO] = 0.0
-    for s in range(ist[lo.HI_S]):
-        replicas = ir[ist[lo.O_REP] + s]
-        fr[ist[lo.O_INV_REP] + s] = 1.0 / replicas if replicas > 0 else 0.0
-    value = latency(fst, ist, fr, ir, EVERY_NODE, EVERY_NODE)
-    fr[scal + lo.SC_EP_RETURN] = 0.0
-    fr[scal + lo.SC_EP_START] = value
-    fr[scal + lo.SC_EP_BEST] = value
-    _mask_full(fst, ist, fr, ir, allow, mask)
-    _obs_full(fst, ist, fr, ir, obs)
+    fr[si[rl.O_WAIT] : si[rl.O_WAIT] + si[rl.HI_N]] = 0.0
+    fr[si[rl.O_INFO] : si[rl.O_INFO] + rl.N_INFO] = 0.0
+    for s in range(si[rl.HI_S]):
+        replicas = ir[si[rl.O_REP] + s]
+        fr[si[rl.O_INV_REP] + s] = 1.0 / replicas if replicas > 0 else 0.0
+    value = latency(sf, si, fr, ir, EVERY_NODE, EVERY_NODE)
+    fr[scal + rl.SC_EP_RETURN] = 0.0
+    fr[scal + rl.SC_EP_START] = value
+    fr[scal + rl.SC_EP_BEST] = value
+    _mask_full(sf, si, fr, ir, allow, mask)
+    _obs_full(sf, si, fr, ir, obs)
 
 
 @_inner
 def _reset_one(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     rng: np.ndarray, b: int, allow: np.ndarray, obs: np.ndarray, mask: np.ndarray,
 ) -> bool:  # fmt: skip
     """Spec §5.5: sample a cluster and place its pods (up to 100 attempts)."""
-    ir[ist[lo.O_ISCAL] + lo.IS_PAYLOAD] = 0
-    _sample_cluster(fst, ist, fr, ir, rng, b)
+    ir[si[rl.O_ISCAL] + rl.ISC_PAYLOAD] = 0
+    _sample_cluster(sf, si, fr, ir, rng, b)
     placed = False
-    for _ in range(lo.PLACEMENT_ATTEMPTS):
-        if _place(fst, ist, fr, ir, rng, b):
+    for _ in range(rl.PLACEMENT_ATTEMPTS):
+        if _place(sf, si, fr, ir, rng, b):
             placed = True
             break
     if not placed:
-        _clear_placement(ist, fr, ir)
-    _begin_episode(fst, ist, fr, ir, allow, obs, mask)
+        _clear_placement(si, fr, ir)
+    _begin_episode(sf, si, fr, ir, allow, obs, mask)
     return placed
 
 
 @_inner
-def _close_episode(ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, term: bool) -> None:
-    scal = ist[lo.O_SCAL]
-    iscal = ist[lo.O_ISCAL]
-    fr[scal + lo.SC_LAST_RETURN] = fr[scal + lo.SC_EP_RETURN]
-    fr[scal + lo.SC_LAST_START] = fr[scal + lo.SC_EP_START]
-    fr[scal + lo.SC_LAST_END] = fr[scal + lo.SC_LATENCY]
-    fr[scal + lo.SC_LAST_BEST] = fr[scal + lo.SC_EP_BEST]
-    ir[iscal + lo.IS_LAST_STEPS] = ir[iscal + lo.IS_STEPS]
-    ir[iscal + lo.IS_LAST_MOVES] = ir[iscal + lo.IS_MOVES]
-    ir[iscal + lo.IS_LAST_INVALID] = ir[iscal + lo.IS_INVALID]
-    ir[iscal + lo.IS_LAST_EVENTS] = ir[iscal + lo.IS_EVENTS]
-    ir[iscal + lo.IS_LAST_TERMINATED] = 1 if term else 0
+def _close_episode(si: np.ndarray, fr: np.ndarray, ir: np.ndarray, term: bool) -> None:
+    scal = si[rl.O_SCAL]
+    iscal = si[rl.O_ISCAL]
+    fr[scal + rl.SC_LAST_RETURN] = fr[scal + rl.SC_EP_RETURN]
+    fr[scal + rl.SC_LAST_START] = fr[scal + rl.SC_EP_START]
+    fr[scal + rl.SC_LAST_END] = fr[scal + rl.SC_LATENCY]
+    fr[scal + rl.SC_LAST_BEST] = fr[scal + rl.SC_EP_BEST]
+    ir[iscal + rl.ISC_LAST_STEPS] = ir[iscal + rl.ISC_STEPS]
+    ir[iscal + rl.ISC_LAST_MOVES] = ir[iscal + rl.ISC_MOVES]
+    ir[iscal + rl.ISC_LAST_INVALID] = ir[iscal + rl.ISC_INVALID]
+    ir[iscal + rl.ISC_LAST_EVENTS] = ir[iscal + rl.ISC_EVENTS]
+    ir[iscal + rl.ISC_LAST_TERMINATED] = 1 if term else 0
 
 
 @_inner
 def _pick_node(
-    ist: np.ndarray, fr: np.ndarray, ir: np.ndarray, rng: np.ndarray, b: int,
+    si: np.ndarray, fr: np.ndarray, ir: np.ndarray, rng: np.ndarray, b: int,
     max_slowdown: float,
 ) -> int:  # fmt: skip
     """A uniformly random accepting edge/cloud node slowed down at most this much."""
     chosen = -1
     seen = 0
-    for n in range(ist[lo.HI_N]):
-        if ist[ist[lo.O_NODE_LAYER] + n] == CLIENT or ir[ist[lo.O_OK] + n] == 0:
+    for n in range(si[rl.HI_N]):
+        if si[si[rl.O_NODE_LAYER] + n] == CLIENT or ir[si[rl.O_OK] + n] == 0:
             continue
-        if fr[ist[lo.O_SLOW] + n] > max_slowdown:
+        if fr[si[rl.O_SLOW] + n] > max_slowdown:
             continue
         seen += 1
         if randint(rng, b, seen) == 0:
@@ -732,128 +729,128 @@ def _pick_node(
 
 @_inner
 def _events(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     rng: np.ndarray, b: int,
 ) -> bool:  # fmt: skip
     """In-episode recoveries, failures, degradations and rate surges (extensions)."""
-    params = ist[lo.O_PARAMS]
-    o_ok, o_slow, o_info = ist[lo.O_OK], ist[lo.O_SLOW], ist[lo.O_INFO]
-    rps = ist[lo.O_SCAL] + lo.SC_RPS_SCALE
-    recovery = fst[params + lo.PR_RECOVERY_PROB]
+    params = si[rl.O_PARAMS]
+    o_ok, o_slow, o_info = si[rl.O_OK], si[rl.O_SLOW], si[rl.O_INFO]
+    rps = si[rl.O_SCAL] + rl.SC_RPS_SCALE
+    recovery = sf[params + rl.PR_RECOVERY_PROB]
     changed = False
     if recovery > 0.0:
-        for n in range(ist[lo.HI_N]):
+        for n in range(si[rl.HI_N]):
             hurt = ir[o_ok + n] == 0 or fr[o_slow + n] != 1.0
             if hurt and uniform(rng, b) < recovery:
                 ir[o_ok + n] = 1
                 fr[o_slow + n] = 1.0
                 changed = True
-    failure = fst[params + lo.PR_FAILURE_PROB]
+    failure = sf[params + rl.PR_FAILURE_PROB]
     if failure > 0.0 and uniform(rng, b) < failure:
-        n = _pick_node(ist, fr, ir, rng, b, math.inf)
+        n = _pick_node(si, fr, ir, rng, b, math.inf)
         if n >= 0:
             ir[o_ok + n] = 0
-            fr[o_slow + n] = fst[params + lo.PR_FAILURE_SLOW]
-            fr[o_info + lo.INFO_FAILED] = n
+            fr[o_slow + n] = sf[params + rl.PR_FAILURE_SLOW]
+            fr[o_info + rl.INFO_FAILED] = n
             changed = True
-    degrade = fst[params + lo.PR_DEGRADE_PROB]
+    degrade = sf[params + rl.PR_DEGRADE_PROB]
     if degrade > 0.0 and uniform(rng, b) < degrade:
-        n = _pick_node(ist, fr, ir, rng, b, 1.0)
+        n = _pick_node(si, fr, ir, rng, b, 1.0)
         if n >= 0:
-            factor = fst[params + lo.PR_DEGRADE_MAX] - 1.0
+            factor = sf[params + rl.PR_DEGRADE_MAX] - 1.0
             fr[o_slow + n] = 1.0 + factor * uniform(rng, b)
-            fr[o_info + lo.INFO_DEGRADED] = n
+            fr[o_info + rl.INFO_DEGRADED] = n
             changed = True
-    surge = fst[params + lo.PR_SURGE_PROB]
+    surge = sf[params + rl.PR_SURGE_PROB]
     if surge > 0.0 and uniform(rng, b) < surge:
         if fr[rps] == 1.0:
-            fr[rps] = 1.0 + (fst[params + lo.PR_SURGE_MAX] - 1.0) * uniform(rng, b)
+            fr[rps] = 1.0 + (sf[params + rl.PR_SURGE_MAX] - 1.0) * uniform(rng, b)
         else:
             fr[rps] = 1.0
         changed = True
     if changed:
-        ir[ist[lo.O_ISCAL] + lo.IS_EVENTS] += 1
+        ir[si[rl.O_ISCAL] + rl.ISC_EVENTS] += 1
     return changed
 
 
 @_inner
 def _step_one(
-    fst: np.ndarray, ist: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
     rng: np.ndarray, b: int, allow: np.ndarray, action: int, obs: np.ndarray,
     mask: np.ndarray,
 ) -> tuple[float, bool, bool]:  # fmt: skip
     """Spec §5.4: one move (or stop), its reward, then in-episode events."""
-    o_info = ist[lo.O_INFO]
-    scal = ist[lo.O_SCAL]
-    iscal = ist[lo.O_ISCAL]
-    params = ist[lo.O_PARAMS]
-    fr[o_info : o_info + lo.N_INFO] = 0.0
-    for field in (lo.INFO_POD, lo.INFO_SOURCE, lo.INFO_TARGET, lo.INFO_FAILED):
+    o_info = si[rl.O_INFO]
+    scal = si[rl.O_SCAL]
+    iscal = si[rl.O_ISCAL]
+    params = si[rl.O_PARAMS]
+    fr[o_info : o_info + rl.N_INFO] = 0.0
+    for field in (rl.INFO_POD, rl.INFO_SOURCE, rl.INFO_TARGET, rl.INFO_FAILED):
         fr[o_info + field] = -1.0
-    fr[o_info + lo.INFO_DEGRADED] = -1.0
-    before = fr[scal + lo.SC_LATENCY]
-    stop = ist[lo.HI_NM] * ist[lo.HI_PM]
+    fr[o_info + rl.INFO_DEGRADED] = -1.0
+    before = fr[scal + rl.SC_LATENCY]
+    stop = si[rl.HI_NM] * si[rl.HI_PM]
     terminated = False
     truncated = False
     cost = 0.0
-    ir[iscal + lo.IS_STEPS] += 1
+    ir[iscal + rl.ISC_STEPS] += 1
     if action == stop:
-        fr[o_info + lo.INFO_STOP] = 1.0
+        fr[o_info + rl.INFO_STOP] = 1.0
         terminated = True
     else:
-        moves = ir[iscal + lo.IS_MOVES] + 1
-        ir[iscal + lo.IS_MOVES] = moves
+        moves = ir[iscal + rl.ISC_MOVES] + 1
+        ir[iscal + rl.ISC_MOVES] = moves
         if 0 <= action < stop and mask[action]:
-            n = action // ist[lo.HI_PM]
-            p = action % ist[lo.HI_PM]
-            src = _release(fst, ist, fr, ir, p)
-            _assign(fst, ist, fr, ir, p, n)
-            fr[o_info + lo.INFO_POD] = p
-            fr[o_info + lo.INFO_SOURCE] = src
-            fr[o_info + lo.INFO_TARGET] = n
-            fr[o_info + lo.INFO_MOVED] = 1.0
-            latency(fst, ist, fr, ir, src, n)
-            _mask_move(fst, ist, fr, ir, allow, mask, p, src, n)
+            n = action // si[rl.HI_PM]
+            p = action % si[rl.HI_PM]
+            src = _release(sf, si, fr, ir, p)
+            _assign(sf, si, fr, ir, p, n)
+            fr[o_info + rl.INFO_POD] = p
+            fr[o_info + rl.INFO_SOURCE] = src
+            fr[o_info + rl.INFO_TARGET] = n
+            fr[o_info + rl.INFO_MOVED] = 1.0
+            latency(sf, si, fr, ir, src, n)
+            _mask_move(sf, si, fr, ir, allow, mask, p, src, n)
             # Only the two nodes' resources, traffic and load changed (see _traffic).
-            _obs_node(fst, ist, fr, ir, obs, src)
-            _obs_node(fst, ist, fr, ir, obs, n)
-            _obs_pod(fst, ist, fr, ir, obs, p)
+            _obs_node(sf, si, fr, ir, obs, src)
+            _obs_node(sf, si, fr, ir, obs, n)
+            _obs_pod(sf, si, fr, ir, obs, p)
         else:  # masked or out of range: no move, but the step still counts
-            fr[o_info + lo.INFO_INVALID] = 1.0
-            ir[iscal + lo.IS_INVALID] += 1
-        qos = fst[params + lo.PR_QOS_MEAN]
-        terminated = ist[lo.HI_STOP_AT_QOS] != 0 and fr[scal + lo.SC_LATENCY] <= qos
-        truncated = not terminated and moves >= ist[lo.HI_MAX_MOVES]
+            fr[o_info + rl.INFO_INVALID] = 1.0
+            ir[iscal + rl.ISC_INVALID] += 1
+        qos = sf[params + rl.PR_QOS_MEAN]
+        terminated = si[rl.HI_STOP_AT_QOS] != 0 and fr[scal + rl.SC_LATENCY] <= qos
+        truncated = not terminated and moves >= si[rl.HI_MAX_MOVES]
         if not (terminated or truncated):  # REACH: no penalty on the final step
-            growth = moves if ist[lo.HI_GROWING] else 1
-            cost = fst[params + lo.PR_MIGRATION_COST] * growth
-    after = fr[scal + lo.SC_LATENCY]
-    slo = fst[params + lo.PR_SLO_PENALTY] * fr[scal + lo.SC_VIOLATION]
+            growth = moves if si[rl.HI_GROWING] else 1
+            cost = sf[params + rl.PR_MIGRATION_COST] * growth
+    after = fr[scal + rl.SC_LATENCY]
+    slo = sf[params + rl.PR_SLO_PENALTY] * fr[scal + rl.SC_VIOLATION]
     reward = (before - after) - cost - slo
-    fr[o_info + lo.INFO_REWARD] = reward
-    fr[o_info + lo.INFO_LAT_BEFORE] = before
-    fr[o_info + lo.INFO_LAT_AFTER] = after
-    fr[o_info + lo.INFO_DROP] = before - after
-    fr[o_info + lo.INFO_MIGRATION_COST] = cost
-    fr[o_info + lo.INFO_SLO_PENALTY] = slo
-    fr[o_info + lo.INFO_VIOLATION] = fr[scal + lo.SC_VIOLATION]
+    fr[o_info + rl.INFO_REWARD] = reward
+    fr[o_info + rl.INFO_LAT_BEFORE] = before
+    fr[o_info + rl.INFO_LAT_AFTER] = after
+    fr[o_info + rl.INFO_DROP] = before - after
+    fr[o_info + rl.INFO_MIGRATION_COST] = cost
+    fr[o_info + rl.INFO_SLO_PENALTY] = slo
+    fr[o_info + rl.INFO_VIOLATION] = fr[scal + rl.SC_VIOLATION]
     done = terminated or truncated
-    if ist[lo.HI_EVENTS] and not done and _events(fst, ist, fr, ir, rng, b):
-        latency(fst, ist, fr, ir, EVERY_NODE, EVERY_NODE)
-        _mask_full(fst, ist, fr, ir, allow, mask)
-        _obs_full(fst, ist, fr, ir, obs)
-    fr[o_info + lo.INFO_LAT_EVENTS] = fr[scal + lo.SC_LATENCY]
-    fr[o_info + lo.INFO_RPS_SCALE] = fr[scal + lo.SC_RPS_SCALE]
-    _obs_global(fst, ist, fr, ir, obs)
-    fr[scal + lo.SC_EP_RETURN] += reward
-    fr[scal + lo.SC_EP_BEST] = min(fr[scal + lo.SC_EP_BEST], fr[scal + lo.SC_LATENCY])
+    if si[rl.HI_EVENTS] and not done and _events(sf, si, fr, ir, rng, b):
+        latency(sf, si, fr, ir, EVERY_NODE, EVERY_NODE)
+        _mask_full(sf, si, fr, ir, allow, mask)
+        _obs_full(sf, si, fr, ir, obs)
+    fr[o_info + rl.INFO_LAT_EVENTS] = fr[scal + rl.SC_LATENCY]
+    fr[o_info + rl.INFO_RPS_SCALE] = fr[scal + rl.SC_RPS_SCALE]
+    _obs_global(sf, si, fr, ir, obs)
+    fr[scal + rl.SC_EP_RETURN] += reward
+    fr[scal + rl.SC_EP_BEST] = min(fr[scal + rl.SC_EP_BEST], fr[scal + rl.SC_LATENCY])
     return reward, terminated, truncated
 
 
 # ---------------------------------------------------------------- batch entry points
 @nb.njit(cache=True, error_model="numpy")
 def reset_batch(
-    fst: np.ndarray, ist: np.ndarray, fd: np.ndarray, idn: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fd: np.ndarray, idn: np.ndarray,
     allow: np.ndarray, rng: np.ndarray, obs: np.ndarray, mask: np.ndarray,
     which: np.ndarray,
 ) -> int:  # fmt: skip
@@ -861,7 +858,7 @@ def reset_batch(
     failures = 0
     for b in range(fd.shape[0]):
         if which[b] and not _reset_one(
-            fst, ist, fd[b], idn[b], rng, b, allow[b], obs[b], mask[b]
+            sf, si, fd[b], idn[b], rng, b, allow[b], obs[b], mask[b]
         ):
             failures += 1
     return failures
@@ -869,7 +866,7 @@ def reset_batch(
 
 @nb.njit(cache=True, error_model="numpy")
 def step_batch(
-    fst: np.ndarray, ist: np.ndarray, fd: np.ndarray, idn: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fd: np.ndarray, idn: np.ndarray,
     allow: np.ndarray, rng: np.ndarray, actions: np.ndarray, obs: np.ndarray,
     mask: np.ndarray, reward: np.ndarray, terminated: np.ndarray,
     truncated: np.ndarray, final_obs: np.ndarray, autoreset: bool,
@@ -880,17 +877,17 @@ def step_batch(
         fr = fd[b]
         ir = idn[b]
         r, term, trunc = _step_one(
-            fst, ist, fr, ir, rng, b, allow[b], actions[b], obs[b], mask[b]
+            sf, si, fr, ir, rng, b, allow[b], actions[b], obs[b], mask[b]
         )
         reward[b] = r
         terminated[b] = term
         truncated[b] = trunc
         if term or trunc:
-            _close_episode(ist, fr, ir, term)
+            _close_episode(si, fr, ir, term)
             for j in range(obs.shape[1]):  # a loop: slice copies compile slowly
                 final_obs[b, j] = obs[b, j]
             if autoreset and not _reset_one(
-                fst, ist, fr, ir, rng, b, allow[b], obs[b], mask[b]
+                sf, si, fr, ir, rng, b, allow[b], obs[b], mask[b]
             ):
                 failures += 1
     return failures
@@ -898,51 +895,51 @@ def step_batch(
 
 @nb.njit(cache=True, error_model="numpy")
 def refresh_env(
-    fst: np.ndarray, ist: np.ndarray, fd: np.ndarray, idn: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fd: np.ndarray, idn: np.ndarray,
     allow: np.ndarray, obs: np.ndarray, mask: np.ndarray, b: int,
 ) -> None:  # fmt: skip
     """Start an episode from a state Python wrote (payload): counters, model, obs."""
     fr = fd[b]
     ir = idn[b]
-    n_nodes = ist[lo.HI_N]
-    ir[ist[lo.O_CNT] : ist[lo.O_CNT] + ist[lo.HI_S] * n_nodes] = 0
-    ir[ist[lo.O_LCNT] : ist[lo.O_LCNT] + ist[lo.HI_S] * 3] = 0
-    fr[ist[lo.O_HOPVEC] : ist[lo.O_HOPVEC] + ist[lo.HI_S] * 3] = 0.0
-    for p in range(ist[lo.HI_P]):
-        n = ir[ist[lo.O_POD_NODE] + p]
+    n_nodes = si[rl.HI_N]
+    ir[si[rl.O_CNT] : si[rl.O_CNT] + si[rl.HI_S] * n_nodes] = 0
+    ir[si[rl.O_LCNT] : si[rl.O_LCNT] + si[rl.HI_S] * 3] = 0
+    fr[si[rl.O_HOPVEC] : si[rl.O_HOPVEC] + si[rl.HI_S] * 3] = 0.0
+    for p in range(si[rl.HI_P]):
+        n = ir[si[rl.O_POD_NODE] + p]
         if n >= 0:
-            s = ist[ist[lo.O_SLOT_SVC] + p]
-            layer = ist[ist[lo.O_NODE_LAYER] + n]
-            ir[ist[lo.O_CNT] + s * n_nodes + n] += 1
-            ir[ist[lo.O_LCNT] + s * 3 + layer] += 1
-            _hop_vector(ist, fr, s, layer, 1.0)
-    _begin_episode(fst, ist, fr, ir, allow[b], obs[b], mask[b])
+            s = si[si[rl.O_SLOT_SVC] + p]
+            layer = si[si[rl.O_NODE_LAYER] + n]
+            ir[si[rl.O_CNT] + s * n_nodes + n] += 1
+            ir[si[rl.O_LCNT] + s * 3 + layer] += 1
+            _hop_vector(si, fr, s, layer, 1.0)
+    _begin_episode(sf, si, fr, ir, allow[b], obs[b], mask[b])
 
 
 @nb.njit(cache=True, error_model="numpy")
 def greedy_batch(
-    fst: np.ndarray, ist: np.ndarray, fd: np.ndarray, idn: np.ndarray,
+    sf: np.ndarray, si: np.ndarray, fd: np.ndarray, idn: np.ndarray,
     mask: np.ndarray, min_gain: float, out: np.ndarray,
 ) -> None:  # fmt: skip
     """For each env: the valid move that most lowers modelled latency, else stop."""
-    stop = ist[lo.HI_NM] * ist[lo.HI_PM]
-    pm = ist[lo.HI_PM]
+    stop = si[rl.HI_NM] * si[rl.HI_PM]
+    pm = si[rl.HI_PM]
     for b in range(fd.shape[0]):
         fr = fd[b].copy()  # evaluate on scratch copies: the real state is untouched
         ir = idn[b].copy()
-        base = fr[ist[lo.O_SCAL] + lo.SC_LATENCY]
+        base = fr[si[rl.O_SCAL] + rl.SC_LATENCY]
         best = stop
         best_gain = min_gain
         for a in range(stop):
             if not mask[b, a]:
                 continue
-            src = _release(fst, ist, fr, ir, a % pm)
-            _assign(fst, ist, fr, ir, a % pm, a // pm)
-            gain = base - latency(fst, ist, fr, ir, src, a // pm)
+            src = _release(sf, si, fr, ir, a % pm)
+            _assign(sf, si, fr, ir, a % pm, a // pm)
+            gain = base - latency(sf, si, fr, ir, src, a // pm)
             if gain > best_gain:
                 best_gain = gain
                 best = a
-            _release(fst, ist, fr, ir, a % pm)
-            _assign(fst, ist, fr, ir, a % pm, src)
-            latency(fst, ist, fr, ir, src, a // pm)  # restores the cached terms
+            _release(sf, si, fr, ir, a % pm)
+            _assign(sf, si, fr, ir, a % pm, src)
+            latency(sf, si, fr, ir, src, a // pm)  # restores the cached terms
         out[b] = best

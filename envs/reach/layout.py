@@ -2,11 +2,12 @@
 
 Numba's call overhead grows with the number of array arguments (about 0.3 us for one,
 3.5 us for forty), so the static description of a cluster and application lives in
-two arrays (``fst`` float64, ``ist`` int64) and the dynamic state of B environments in
-two more (``fd`` float64 ``[B, DF]``, ``idn`` int64 ``[B, DI]``). The first ``HEADER``
-entries of ``ist`` hold the sizes, the switches and, for every named field, its
-``(offset, length)``; the kernels rebuild named views from them
-(:func:`envs.reach.kernels.static_view`). The indices below name those fields.
+two arrays (``sf`` static float64, ``si`` static int64) and the dynamic state of B
+environments in two more (``fd`` float64 ``[B, DF]``, ``idn`` int32 ``[B, DI]``).
+The first ``HEADER`` entries of ``si`` hold the sizes, the switches and, for every named
+field, its ``(offset, length)``; the kernels index through the offsets directly
+(``sf[si[O_X] + i]`` is element i of static float field X; no named views are built,
+which keeps compilation short). The indices below name those fields.
 
 Flat observation: ``[ global (GLOBAL_FEATURES) | nodes (N_max x NODE_FEATURES) |
 pods (P_max x (POD_FEATURES [+ N_max node one-hot])) ]``. Times are divided by the
@@ -57,8 +58,8 @@ DI_POD_NODE, DI_REP, DI_CNT, DI_LCNT, DI_OK, DI_ISCAL = range(6)
 N_DI = 6
 HEADER = HI_FIELDS + 2 * (N_IF + N_FF + N_DF + N_DI)
 
-# Header slot holding each field's offset: ``array[ist[O_X] + i]`` is element i of X.
-# Static int fields index ``ist``, static float fields ``fst``, dynamic fields an
+# Header slot holding each field's offset: ``array[si[O_X] + i]`` is element i of X.
+# Static int fields index ``si``, static float fields ``sf``, dynamic fields an
 # environment's ``fd[b]`` / ``idn[b]`` row.
 O_NODE_LAYER = HI_FIELDS + 2 * IF_NODE_LAYER
 O_NODE_CPU_TYPE = HI_FIELDS + 2 * IF_NODE_CPU_TYPE
@@ -141,9 +142,10 @@ N_PARAMS = 14
 (SC_LATENCY, SC_RPS_SCALE, SC_VIOLATION, SC_EP_RETURN, SC_EP_START, SC_EP_BEST,
  SC_LAST_RETURN, SC_LAST_START, SC_LAST_END, SC_LAST_BEST) = range(10)  # fmt: skip
 N_SCAL = 10
-# dynamic int scalars
-(IS_MOVES, IS_PAYLOAD, IS_STEPS, IS_INVALID, IS_EVENTS, IS_LAST_STEPS, IS_LAST_MOVES,
- IS_LAST_INVALID, IS_LAST_EVENTS, IS_LAST_TERMINATED) = range(10)  # fmt: skip
+# dynamic int scalars (``ISC_``; the float ones are ``SC_``)
+(ISC_MOVES, ISC_PAYLOAD, ISC_STEPS, ISC_INVALID, ISC_EVENTS, ISC_LAST_STEPS,
+ ISC_LAST_MOVES, ISC_LAST_INVALID, ISC_LAST_EVENTS,
+ ISC_LAST_TERMINATED) = range(10)  # fmt: skip
 N_ISCAL = 10
 
 # per-step info (raw, unweighted components of the last step)
@@ -271,9 +273,9 @@ class _Packer:
 class Layout:
     """Packed static arrays plus the sizes the Python side needs."""
 
-    fst: np.ndarray
+    sf: np.ndarray
     """Static float64 array."""
-    ist: np.ndarray
+    si: np.ndarray
     """Static int64 array (header first)."""
     n_nodes: int
     """N."""
@@ -514,12 +516,12 @@ def build_layout(config: ReachConfig, settings: RescheduleConfig) -> Layout:
     for i, (offset, length) in enumerate(spans):
         header[HI_FIELDS + 2 * i] = offset
         header[HI_FIELDS + 2 * i + 1] = length
-    ist = np.concatenate([header, *ints.parts]).astype(np.int64)
-    fst = np.concatenate(floats.parts).astype(np.float64)
-    assert math.isfinite(float(fst.sum()))
+    si = np.concatenate([header, *ints.parts]).astype(np.int64)
+    sf = np.concatenate(floats.parts).astype(np.float64)
+    assert math.isfinite(float(sf.sum()))
     return Layout(
-        fst=fst,
-        ist=ist,
+        sf=sf,
+        si=si,
         n_nodes=n,
         n_pods=p,
         n_services=s,

@@ -32,14 +32,14 @@ from envs.scenario import (
     REG_CONTROLLED,
     REG_END,
     REG_START,
-    TN_CAPABLE,
-    TN_COST_USD,
-    TN_ENERGY_J,
-    TN_EXEC_S,
     TYPE_BYTES,
     TYPE_CARBON_REF,
     TYPE_COST_REF,
     TYPE_IN_GB,
+    TYPE_NODE_CAPABLE,
+    TYPE_NODE_COST_USD,
+    TYPE_NODE_ENERGY_J,
+    TYPE_NODE_EXEC_S,
     TYPE_OUT_GB,
     TYPE_SAME_CONTINENT,
     TYPE_SLO_S,
@@ -94,15 +94,15 @@ def static_tables(world: World, clip: float) -> tuple[np.ndarray, np.ndarray]:
     tn = world.type_node
     n_types, n_nodes = tn.shape[0], tn.shape[1]
     n_regions = world.n_regions
-    capable = tn[:, :, TN_CAPABLE] > 0
+    capable = tn[:, :, TYPE_NODE_CAPABLE] > 0
     tf = world.type_f
     table = np.zeros((n_types, n_nodes, K.N_TN))
-    table[:, :, K.TN_EXEC] = np.where(capable, tn[:, :, TN_EXEC_S], np.inf)
+    table[:, :, K.TN_EXEC] = np.where(capable, tn[:, :, TYPE_NODE_EXEC_S], np.inf)
     table[:, :, K.TN_CAPABLE] = capable
-    table[:, :, K.TN_EXEC_N] = tn[:, :, TN_EXEC_S] / tf[:, None, TYPE_SLO_S]
-    table[:, :, K.TN_COST_N] = tn[:, :, TN_COST_USD] / tf[:, None, TYPE_COST_REF]
+    table[:, :, K.TN_EXEC_N] = tn[:, :, TYPE_NODE_EXEC_S] / tf[:, None, TYPE_SLO_S]
+    table[:, :, K.TN_COST_N] = tn[:, :, TYPE_NODE_COST_USD] / tf[:, None, TYPE_COST_REF]
     table[:, :, K.TN_CARBON_COEF] = (
-        tn[:, :, TN_ENERGY_J] / 3.6e6 / tf[:, None, TYPE_CARBON_REF]
+        tn[:, :, TYPE_NODE_ENERGY_J] / 3.6e6 / tf[:, None, TYPE_CARBON_REF]
     )
     table[:, :, K.TN_IS_EDGE] = world.node_f[None, :, NODE_IS_EDGE]
     table[:, :, K.TN_EXEC_N : K.TN_COST_N + 1] = np.minimum(
@@ -133,9 +133,9 @@ def static_tables(world: World, clip: float) -> tuple[np.ndarray, np.ndarray]:
                 transfer = tf[k, TYPE_BYTES] / pair[o, q, PAIR_BW_BPS] / slo
                 st[K.RS_TRANSFER] = min(transfer, clip)
                 if cap.any():
-                    cost = tn[k, lo:hi, TN_COST_USD][cap].min() + egress
+                    cost = tn[k, lo:hi, TYPE_NODE_COST_USD][cap].min() + egress
                     st[K.RS_COST] = min(cost / tf[k, TYPE_COST_REF], clip)
-                    energy = tn[k, lo:hi, TN_ENERGY_J][cap].min()
+                    energy = tn[k, lo:hi, TYPE_NODE_ENERGY_J][cap].min()
                     st[K.RS_CARBON_COEF] = energy / 3.6e6 / tf[k, TYPE_CARBON_REF]
                 else:
                     st[K.RS_COST] = clip

@@ -578,7 +578,7 @@ def _heuristic_region(
 # The functions below take the unpacked ``world`` and ``state`` arrays as explicit
 # arguments, in this order (the entry points unpack the tuples once per call):
 #   W = node_f, region_i, tn, reg_static, type_f, hourly, burst, pair_f, mix_cum,
-#       params, iparams, tn_exec, inv_cores
+#       params, iparams, tn_exec, inv_cores, head_tpl, node_tpl
 #   S = ist, fs, core_free, node_dyn, reg_dyn, burst_off, rng, rr, scratch, comps
 
 
