@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 class PolicyConfig:
     """MaskablePPO settings of one region's local training (SB3 names and meanings)."""
 
+    network: str = "mlp"
+    """Policy network (``policies.factory.NETWORKS``): ``mlp`` is SB3's MLP over the
+    flat observation; other entries are registered by their modules (e.g. a
+    per-entity scorer whose size does not depend on the cluster's)."""
     net_arch: list[int] = field(default_factory=lambda: [128, 128])
     """Hidden layers of the actor and of the critic (separate networks)."""
     activation: str = "tanh"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from gymnasium import spaces
@@ -15,9 +17,33 @@ from policies.config import PolicyConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
+NetworkSpec = Callable[[VecEnv, PolicyConfig], tuple[Any, dict[str, Any]]]
+"""``(env, cfg) -> (policy class or SB3 name, policy_kwargs)``."""
+
+
+def _mlp(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+    """SB3's separate actor and critic MLPs over the (flat or Dict) observation."""
+    policy = (
+        "MultiInputPolicy"
+        if isinstance(env.observation_space, spaces.Dict)
+        else "MlpPolicy"
+    )
+    return policy, {
+        "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
+        "activation_fn": ACTIVATIONS[cfg.activation],
+    }
+
+
+NETWORKS: dict[str, NetworkSpec] = {"mlp": _mlp}
+"""``policy.network`` -> how to build it; network modules add their entries here."""
+
 
 def check_config(cfg: PolicyConfig, n_envs: int) -> None:
     """Reject settings MaskablePPO would misuse silently, naming the field."""
+    if cfg.network not in NETWORKS:
+        raise ValueError(
+            f"policy.network: expected one of {sorted(NETWORKS)}, got {cfg.network!r}"
+        )
     if cfg.activation not in ACTIVATIONS:
         raise ValueError(
             f"policy.activation: expected one of {sorted(ACTIVATIONS)}, "
@@ -48,15 +74,7 @@ def build_model(
     """A MaskablePPO with separate actor and critic MLPs on ``env``."""
     check_config(cfg, env.num_envs)
     torch.set_num_threads(cfg.torch_threads)
-    policy = (
-        "MultiInputPolicy"
-        if isinstance(env.observation_space, spaces.Dict)
-        else "MlpPolicy"
-    )
-    policy_kwargs = {
-        "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
-        "activation_fn": ACTIVATIONS[cfg.activation],
-    }
+    policy, policy_kwargs = NETWORKS[cfg.network](env, cfg)
     model = MaskablePPO(
         policy,
         env,
