@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import gymnasium as gym
@@ -122,7 +123,12 @@ class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
         self, action: int | np.integer
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Take the pending decision; simulate up to the next one."""
-        a = int(action)
+        try:  # ints, numpy integers, 0-d integer arrays; never a truncated float
+            a = operator.index(action)
+        except TypeError:
+            raise ValueError(
+                f"action: expected an integer of {self.action_space}, got {action!r}"
+            ) from None
         if not 0 <= a < self.core.single_action_space.n:
             raise ValueError(
                 f"action {a} is outside the action space {self.action_space}"

@@ -147,6 +147,17 @@ def test_vec_env_refuses_float_actions_instead_of_truncating() -> None:
         venv.step(np.zeros(3, dtype=np.int64))
 
 
+def test_gymnasium_env_refuses_float_actions_instead_of_truncating() -> None:
+    from envs import make_region_env
+
+    env = make_region_env("small", "us-east", seed=0).unwrapped
+    with pytest.raises(ValueError, match=re.escape("action: expected an integer of")):
+        env.step(1.7)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(np.int64(-1))
+    env.step(np.int32(int(np.flatnonzero(env.action_masks())[0])))  # any integer
+
+
 def test_row_indices_are_checked(two_tier: TwoTierCore, reach: ReachCore) -> None:
     for index in (4, -1):
         message = f"index: expected an environment in [0, 4), got {index}"
