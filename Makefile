@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System packages the tests run for real (Prometheus, docker-compose), from apt.
+# System packages the tests run for real (Prometheus), from apt.
 system-deps:
 	bash scripts/setup/system_deps.sh
 
