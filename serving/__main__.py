@@ -2,7 +2,8 @@
 
 Loads the checkpoint (exits with the reason if it cannot), then serves it with
 uvicorn, one worker, reloading the file when a new policy is written to the path.
-The API key, if any, comes from the ``SERVING_API_KEY`` environment variable.
+The API key, if any, comes from the ``SERVING_API_KEY`` environment variable (or
+the file ``SERVING_API_KEY_FILE`` names, e.g. a mounted secret).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-from serving.settings import API_KEY_ENV, ServeSettings
+from serving.settings import ServeSettings, api_key_from_environment
 
 log = logging.getLogger("serving")
 
@@ -78,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> ServeSettings:
             checkpoint=args.checkpoint,
             host=args.host,
             port=args.port,
-            api_key=os.environ.get(API_KEY_ENV) or None,
+            api_key=api_key_from_environment(os.environ),
             max_body_bytes=args.max_body_bytes,
             max_batch=args.max_batch,
             reload_interval_s=args.reload_interval,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,27 @@ API_KEY_ENV = "SERVING_API_KEY"
 """Environment variable holding the API key (never a command-line argument, which
 ``ps`` shows to every user of the machine)."""
 
+API_KEY_FILE_ENV = "SERVING_API_KEY_FILE"
+"""Or a file holding it (a mounted secret), read when ``SERVING_API_KEY`` is unset."""
+
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def api_key_from_environment(environ: Mapping[str, str]) -> str | None:
+    """The API key: ``SERVING_API_KEY``, else ``SERVING_API_KEY_FILE``'s content.
+
+    Raises:
+        ValueError: the file is named but cannot be read (naming the variable).
+    """
+    if environ.get(API_KEY_ENV):
+        return environ[API_KEY_ENV]
+    path = environ.get(API_KEY_FILE_ENV)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as err:
+        raise ValueError(f"{API_KEY_FILE_ENV}: cannot read {path} ({err})") from err
 
 
 def is_loopback(host: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +49,11 @@ def make_certificates(folder: Path, host: str) -> Certificates:
     )
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    with suppress(ValueError):
+    try:
         sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:  # a host name (e.g. a compose service): a DNS entry
+        if host != "localhost":
+            sans.append(x509.DNSName(host))
     sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (
         x509.CertificateBuilder()

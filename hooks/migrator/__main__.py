@@ -26,7 +26,7 @@ from hooks.kubernetes.migration import PodMigrator, Timeouts
 from hooks.kubernetes.reach_protocol import CordonMigrator
 from hooks.kubernetes.reach_protocol import reconcile as reconcile_cordons
 from hooks.migrator.loop import MigratorLoop
-from hooks.migrator.policy import PolicyClient
+from hooks.migrator.policy import POLICY_API_KEY_ENV, PolicyClient
 from hooks.migrator.telemetry import Telemetry
 from hooks.migrator.timeseries import TimeSeries
 from hooks.mode import Mode, make_actuator, resolve_mode
@@ -117,8 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     telemetry = Telemetry(mode.value, stale_after=max(60.0, 20 * mig.polling_period))
     port = telemetry.serve(mig.metrics_host, mig.metrics_port)
     log.info("metrics on http://%s:%d/metrics", mig.metrics_host, port)
-    policy = PolicyClient(mig.policy_url, mig.policy_timeout,
-                          RetryPolicy(attempts=3, base_delay=0.5))  # fmt: skip
+    policy = PolicyClient(
+        mig.policy_url,
+        mig.policy_timeout,
+        RetryPolicy(attempts=3, base_delay=0.5),
+        api_key=os.environ.get(POLICY_API_KEY_ENV) or None,
+    )
     loop = MigratorLoop(
         cfg, api, actuator, policy, latency_source(cfg), TimeSeries(Path(mig.output)),
         telemetry, preflight=None if mig.reach_cordon_mode else migrator.preflight,

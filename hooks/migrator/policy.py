@@ -10,6 +10,10 @@ from typing import Any
 
 from hooks.errors import HookError, RetryPolicy, classify, with_retries
 
+POLICY_API_KEY_ENV = "POLICY_API_KEY"
+"""Environment variable holding the policy server's key (sent as ``X-API-Key``);
+kept out of config files and logs like the server's own ``SERVING_API_KEY``."""
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -23,17 +27,24 @@ class Decision:
 class PolicyClient:
     """POSTs REACH payloads; 5xx/timeouts retried, 4xx surfaced with the message."""
 
-    def __init__(self, url: str, timeout: float, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        retry: RetryPolicy,
+        api_key: str | None = None,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.retry = retry
+        self.api_key = api_key
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:  # a policy server started with SERVING_API_KEY
+            headers["X-API-Key"] = self.api_key
         request = urllib.request.Request(
-            self.url,
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+            self.url, data=json.dumps(payload).encode(), headers=headers, method="POST"
         )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             data: dict[str, Any] = json.loads(response.read())

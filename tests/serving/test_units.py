@@ -174,3 +174,17 @@ def test_strict_deployable_refuses_an_empty_list(checkpoints: dict[str, Path]) -
     assert str(refused.value).startswith(
         f"pod_deployable.{pod}: expected at least one node name"
     )
+
+
+def test_api_key_from_the_variable_or_a_mounted_secret_file(tmp_path: Path) -> None:
+    from serving.settings import api_key_from_environment
+
+    secret = tmp_path / "key"
+    secret.write_text("s" * 32 + "\n")
+    assert api_key_from_environment({}) is None
+    assert api_key_from_environment({"SERVING_API_KEY": "a" * 32}) == "a" * 32
+    assert api_key_from_environment({"SERVING_API_KEY_FILE": str(secret)}) == "s" * 32
+    both = {"SERVING_API_KEY": "a" * 32, "SERVING_API_KEY_FILE": str(secret)}
+    assert api_key_from_environment(both) == "a" * 32  # the variable wins
+    with pytest.raises(ValueError, match=r"SERVING_API_KEY_FILE: cannot read"):
+        api_key_from_environment({"SERVING_API_KEY_FILE": str(tmp_path / "none")})
