@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+_SMALL_BATCH = 16
+"""Up to this many actions, a Python loop checks them faster than a numpy reduction."""
+
 
 def check_actions(actions: object, num_envs: int, n_actions: int) -> np.ndarray:
     """One batched step's actions as the compiled step loops need them.
@@ -37,9 +40,11 @@ def check_actions(actions: object, num_envs: int, n_actions: int) -> np.ndarray:
     if acts.ndim != 1:
         acts = acts.reshape(num_envs)
     acts = np.ascontiguousarray(acts, dtype=np.int64)
-    # One pass over the batch: viewed as unsigned, a negative entry (or an unsigned
-    # one that wrapped in the cast) is larger than any valid action.
-    if num_envs and acts.view(np.uint64).max() >= n_actions:
+    if num_envs <= _SMALL_BATCH:  # a single env's step: numpy's reduction costs more
+        out_of_range = not all(0 <= a < n_actions for a in acts.tolist())
+    else:  # one pass: viewed as unsigned, a negative entry is larger than any action
+        out_of_range = bool(acts.view(np.uint64).max() >= n_actions)
+    if out_of_range:
         bad = int(np.flatnonzero((acts < 0) | (acts >= n_actions))[0])
         got = np.asarray(actions).reshape(num_envs)[bad]
         raise ValueError(

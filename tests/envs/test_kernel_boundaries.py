@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from envs import TwoTierCore, TwoTierEnvConfig
+from envs.checks import check_actions
 from envs.reach.core import ReachCore
 from envs.reach.payload import PayloadState
 from envs.vec_env import BatchedVecEnv
@@ -136,6 +137,20 @@ def test_any_integer_dtype_shape_and_layout_steps_like_a_plain_int64_array(
         other.step(given)
         np.testing.assert_array_equal(plain.obs, other.obs)
         np.testing.assert_array_equal(plain.reward, other.reward)
+
+
+@pytest.mark.parametrize("num_envs", [1, 16, 17, 1024])  # both ways of checking
+def test_check_actions_finds_the_first_bad_entry_at_any_batch_size(
+    num_envs: int,
+) -> None:
+    good = np.arange(num_envs, dtype=np.int64) % 8
+    np.testing.assert_array_equal(check_actions(good, num_envs, 8), good)
+    for bad, dtype in ((-1, np.int64), (8, np.int64), (2**63, np.uint64)):
+        actions = good.astype(dtype)
+        actions[num_envs - 1] = bad
+        message = f"actions[{num_envs - 1}]: expected an integer in [0, 8), got {bad}"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_actions(actions, num_envs, 8)
 
 
 def test_vec_env_refuses_float_actions_instead_of_truncating() -> None:
