@@ -130,7 +130,7 @@ def run_record(folder: Path, root: Path) -> dict[str, Any]:
     name = folder.name if folder != root else root.name
     record: dict[str, Any] = {
         "run": name,
-        "experiment": root.name,
+        "experiment": config.get("task") or root.name,
         "group": group_of(name) if folder != root else str(config.get("strategy.name")),
         "kind": state.get("kind", "federated"),
         "train_seed": _number(config.get("seed")),

@@ -40,6 +40,12 @@ def _digits(metric: str) -> int:
     return 3
 
 
+def _runs(n: int, kind: str) -> str:
+    """``3 train seeds`` / ``1 eval seed``: what the interval resampled."""
+    plural = "s" if n != 1 else ""
+    return f"{n} {'train' if kind == 'train_seeds' else 'eval'} seed{plural}"
+
+
 def _by_algorithm(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
     rows = summary[summary["metric"].isin(metrics) & (summary["estimator"] == "mean")]
     if rows.empty:
@@ -48,7 +54,7 @@ def _by_algorithm(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
     body = []
     for algorithm in algorithms:
         mine = rows[rows["algorithm"] == algorithm].set_index("metric")
-        kind = mine["runs_are"].iloc[0]
+        kind = str(mine["runs_are"].iloc[0])
         n = int(mine["n_runs"].iloc[0])
         cells = [
             interval(
@@ -61,9 +67,7 @@ def _by_algorithm(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
             else "-"
             for m in metrics
         ]
-        plural = "s" if n != 1 else ""
-        who = f"{n} {'train' if kind == 'train_seeds' else 'eval'} seed{plural}"
-        body.append([algorithm, who, *cells])
+        body.append([algorithm, _runs(n, kind), *cells])
     return markdown_table(["policy", "runs", *metrics], body)
 
 
@@ -108,7 +112,7 @@ def write_report(
             body.append(
                 [
                     algorithm,
-                    str(int(by["n_runs"].iloc[0])),
+                    _runs(int(by["n_runs"].iloc[0]), str(by["runs_are"].iloc[0])),
                     str(int(by["n_tasks"].iloc[0])),
                     *(
                         interval(
