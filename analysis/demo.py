@@ -2,19 +2,14 @@
 
 ``make demo`` trains one federation (one training seed), so its figures show one run
 against the heuristics on the same held-out episodes; intervals need more seeds
-(``python -m scripts.run_experiment experiment=small_demo``).
+(``python -m scripts.run_experiment experiment=small_demo``). The analysis stack
+(pandas, rliable) is the ``paper`` extra, imported here only when called, so the
+demo itself runs without it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
-
-from analysis import figures
-from analysis.collect import collect
-from analysis.report import write_report
-from analysis.summary import learning_curves, summary_table
 
 DEMO_REPS = 1000
 """Bootstrap resamples of the demo's heuristic rows (one run has no interval)."""
@@ -22,6 +17,15 @@ DEMO_REPS = 1000
 
 def write_demo_figures(run_dir: Path, out: Path | None = None) -> str:
     """Write the figures and ``results.md`` of a run folder; say where they are."""
+    try:
+        import pandas as pd
+
+        from analysis import figures
+        from analysis.collect import collect
+        from analysis.report import write_report
+        from analysis.summary import learning_curves, summary_table
+    except ImportError as err:
+        return f"(no figures: {err.name} is missing; pip install -e '.[paper]')"
     run_dir = Path(run_dir)
     out = out or run_dir / "figures"
     collected = collect(run_dir)

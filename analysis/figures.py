@@ -437,50 +437,61 @@ def region_gain_plot(gains: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def reschedule_plot(collected: Collected, out: Path) -> list[Path]:
-    """Final latency vs moves per episode: learned policies and heuristics."""
+    """Final latency vs moves per episode, one panel per cluster.
+
+    Learned policies: one point per training seed (mean over its episodes);
+    heuristics: one grey marker each, on the same episodes.
+    """
     episodes = collected.episodes
     if episodes.empty:
         return []
     info = collected.runs.set_index("run")
     learned = episodes[episodes["policy"].isin(LEARNED)]
-    learned = learned[
-        learned["round"] == learned["run"].map(learned.groupby("run")["round"].max())
-    ]
+    last = learned.groupby("run")["round"].transform("max")
+    learned = learned[learned["round"] == last]
     fixed = episodes[~episodes["policy"].isin(LEARNED)]
-    fixed = (
-        fixed[fixed["run"] == sorted(fixed["run"].unique())[0]] if len(fixed) else fixed
-    )
+    if len(fixed):
+        fixed = fixed[fixed["run"] == sorted(fixed["run"].unique())[0]]
+    regions = list(dict.fromkeys(episodes["region"]))
+    groups = sorted({str(info.at[r, "group"]) for r in learned["run"].unique()})
+    names = sorted(fixed["policy"].unique()) if len(fixed) else []
+    markers = ("x", "+", "^", "s", "D", "v")
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.6))
-        markers = ("o", "s", "^", "D", "v", "P")
-        for i, region in enumerate(episodes["region"].unique()):
-            marker = markers[i % len(markers)]
+        fig, axes = plt.subplots(
+            1,
+            len(regions),
+            figsize=(COLUMN_WIDTH * min(len(regions), 2), 2.6),
+            squeeze=False,
+        )
+        for ax, region in zip(axes[0], regions, strict=True):
             mine = learned[learned["region"] == region]
             per_run = mine.groupby("run")[["moves", "latency_end_ms"]].mean()
-            per_run["group"] = per_run.index.map(info["group"])
-            for j, (group, rows) in enumerate(per_run.groupby("group")):
+            per_run["group"] = [str(info.at[r, "group"]) for r in per_run.index]
+            for i, group in enumerate(groups):
+                rows = per_run[per_run["group"] == group]
                 ax.scatter(
                     rows["moves"],
                     rows["latency_end_ms"],
-                    color=colour(j),
-                    marker=marker,
-                    s=16,
-                    label=f"{group}, {Path(str(region)).name}",
+                    color=colour(i),
+                    s=18,
+                    label=f"{group} (n={len(rows)})",
                 )
             theirs = fixed[fixed["region"] == region]
             means = theirs.groupby("policy")[["moves", "latency_end_ms"]].mean()
-            for name, row in means.iterrows():
-                ax.scatter(row["moves"], row["latency_end_ms"], marker="x", color="0.3")
-                ax.annotate(
-                    f"{name} ({Path(str(region)).name})",
-                    (row["moves"], row["latency_end_ms"]),
-                    fontsize=6,
-                    color="0.3",
-                    xytext=(2, 2),
-                    textcoords="offset points",
-                )
-        ax.set_xlabel("pod moves per episode")
-        ax.set_ylabel("final end-to-end latency (ms)")
-        ax.legend(frameon=False, fontsize=6)
-        ax.grid(alpha=0.3, lw=0.5)
+            for j, name in enumerate(names):
+                if name in means.index:
+                    ax.scatter(
+                        means.at[name, "moves"],
+                        means.at[name, "latency_end_ms"],
+                        marker=markers[j % len(markers)],
+                        color="0.3",
+                        s=24,
+                        label=str(name),
+                    )
+            ax.set_title(f"cluster {Path(str(region)).name}")
+            ax.set_xlabel("pod moves per episode")
+            ax.grid(alpha=0.3, lw=0.5)
+        axes[0][0].set_ylabel("final end-to-end latency (ms)")
+        axes[0][-1].legend(frameon=False, fontsize=6)
+        fig.tight_layout()
         return save(fig, out, "reschedule_latency_vs_moves")

@@ -142,3 +142,17 @@ def test_figures_and_results_md_are_written(experiment: Path, tmp_path: Path) ->
     assert f"{point:.3f} [" in report
     curves = pd.read_csv(tmp_path / "figures" / "learning_curves.csv")
     assert sorted(curves["env_steps"].unique()) == [1000.0, 2000.0]
+
+
+def test_the_demo_figures_of_one_run_folder(tmp_path: Path) -> None:
+    from analysis.demo import write_demo_figures
+
+    write_run(tmp_path, "fedavg", 0, complete=True)
+    run = tmp_path / "seed=0,strategy=fedavg"
+    message = write_demo_figures(run)
+    for name in ("learning_curves.png", "interval_estimates.png", "results.md"):
+        assert (run / "figures" / name).exists()
+        assert name in message
+    report = (run / "figures" / "results.md").read_text()
+    expected = normalised_scores("fedavg", (0,)).mean()
+    assert f"| fedavg | 1 train seed | 2 | {expected:.3f} | {expected:.3f} |" in report
