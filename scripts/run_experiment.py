@@ -232,6 +232,7 @@ def main(raw: DictConfig) -> None:
     from scripts.federate import configure_logging
 
     configure_logging()
+    log.setLevel(logging.INFO)  # the per-job progress lines
     cfg = OmegaConf.to_object(raw)
     assert isinstance(cfg, RunConfig)
     hc = HydraConfig.get()
