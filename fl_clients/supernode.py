@@ -33,6 +33,8 @@ from typing import Any
 from flwr.supernode import start_client_internal
 from flwr.supernode.cli import flower_supernode
 
+from fl_server.pulls import quick_object_pulls
+
 
 class CappedSleeps:
     """Stands in for the ``time`` module inside one Flower module: sleeps capped."""
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     cap_loop_sleeps(args.poll_interval)
+    quick_object_pulls(start_client_internal)
     timestamp_logs()
     sys.argv = ["flower-supernode", *rest]
     flower_supernode()

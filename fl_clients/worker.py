@@ -6,10 +6,11 @@ pays the imports of torch, SB3 and flwr (about 4 s here) and the rebuild of the
 region's env and learner. Shortening the poller's 1 s sleep
 (``FLWR_SUPEREXEC_TASK_POLL_INTERVAL=0.05``) does not help: 3 regions x 4,096
 steps still paid 22 s of overhead per round on two loaded cores, against about 1 s
-with this worker (``tests/fl/test_worker_canary.py`` pins the internals it uses). This executor does the same job
-in one long-lived process: it claims the SuperNode's pending ClientApp tasks through
-the Runtime API (``AcquireTask``), runs this project's ClientApp in-process and pushes
-the reply and the updated context back, exactly like ``flwr-clientapp``. Torch is
+with this worker (``tests/fl/test_worker_canary.py`` pins the internals it uses).
+This executor does the same job in one long-lived process: it claims the
+SuperNode's pending ClientApp tasks through the Runtime API (``AcquireTask``), runs
+this project's ClientApp in-process and pushes the reply and the updated context
+back, exactly like ``flwr-clientapp``. Torch is
 imported once and the learner cache of :mod:`fl_clients.trainer` stays warm.
 
 It only runs the app it was started with: a task whose app bundle (FAB) carries a

@@ -64,7 +64,11 @@ class PollingGrid(Grid):
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         """Push through the wrapped Grid, remembering each message's destination."""
         messages = list(messages)
+        started = time.perf_counter()
         ids = list(self._grid.push_messages(messages))
+        log.debug(
+            "pushed %d messages in %.3f s", len(messages), time.perf_counter() - started
+        )
         for message, message_id in zip(messages, ids, strict=True):
             if message_id:
                 self.destinations[message_id] = message.metadata.dst_node_id

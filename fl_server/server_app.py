@@ -16,6 +16,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fl_server.config import from_run_config, to_run_config
 from fl_server.grid import PollingGrid
+from fl_server.pulls import quick_object_pulls
 from fl_server.session import FederationSession
 from fl_server.strategies import make_strategy
 
@@ -69,6 +70,7 @@ def make_app(run_config: UserConfig | None = None) -> ServerApp:
                 log.info("%s: all %d rounds are complete already", out, fed.rounds)
                 return
             strategy = make_strategy(cfg, session)
+            _quick_reply_pulls(grid)
             polling = PollingGrid(grid, cfg.engine.server_poll_s)
             session.directory.grid = polling  # names the node behind an error reply
             _wait_for_nodes(
@@ -92,6 +94,14 @@ def make_app(run_config: UserConfig | None = None) -> ServerApp:
                 handler.close()
 
     return app
+
+
+def _quick_reply_pulls(grid: Grid) -> None:
+    """Deployment Engine: reply objects pulled without Flower's 1 s first backoff."""
+    from flwr.superlink.grid import http_grid
+
+    if isinstance(grid, http_grid.HttpGrid):
+        quick_object_pulls(http_grid)
 
 
 def _wait_for_nodes(

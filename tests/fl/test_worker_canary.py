@@ -123,3 +123,25 @@ def test_supernode_loop_still_sleeps_through_its_module_time() -> None:
         assert isinstance(capped, CappedSleeps) and capped.cap == 0.05
     finally:
         start_client_internal.time = original  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    ["flwr.supernode.start_client_internal", "flwr.superlink.grid.http_grid"],
+)
+def test_object_pulls_are_rebound_with_a_short_first_backoff(module_name: str) -> None:
+    """``fl_server.pulls`` re-binds Flower's ``pull_objects`` where it is called."""
+    from flwr.supercore.inflatable import inflatable_utils
+
+    from fl_server.pulls import INITIAL_BACKOFF_S, quick_object_pulls
+
+    module = importlib.import_module(module_name)
+    original = module.pull_objects
+    try:
+        quick_object_pulls(module)  # raises, naming the fix, when Flower changed
+        quick = module.pull_objects
+        assert quick.func is inflatable_utils.pull_objects
+        assert quick.keywords["initial_backoff"] == INITIAL_BACKOFF_S
+        assert {"initial_backoff", "backoff_cap"} <= parameters(original)
+    finally:
+        module.pull_objects = original
