@@ -19,7 +19,12 @@ import scripts.benchmarks as benchmarks
 
 
 def _available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
+    """Benchmark modules: those defining ``run`` (parts define ``measure``)."""
+    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
+    return [
+        n for n in names
+        if hasattr(importlib.import_module(f"scripts.benchmarks.{n}"), "run")
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
