@@ -96,6 +96,18 @@ class RescheduleConfig:
     pod_node_onehot: bool = True
     """In the flat observation, one-hot encode each pod's node (N_max entries per
     pod, like REACH's ``Pod_node_id``); off keeps only its layer and position."""
+    move_gains: bool = False
+    """Flat observation: append, for every action ``a < N_max * P_max`` (node-major
+    as the actions), the modelled latency drop of that move divided by the QoS
+    threshold (0 where masked; clipped to [-10, 10]). It is what one-step greedy
+    compares, so a per-(pod, node) scorer can start from greedy and learn what it
+    misses; it costs one model evaluation per valid move per step."""
+    horizon: bool = False
+    """Fixed-horizon episodes for the dynamic variant: stop means *wait* (no move,
+    time and events go on), every episode lasts ``max_moves`` steps (truncated),
+    and the reward also counts the latency change of the step's events, so the
+    return telescopes to the latency drop over the episode. Off (REACH): stop ends
+    the episode and events after a move are not credited to it."""
 
     def __post_init__(self) -> None:
         """Fail fast on a bad value, naming the field and what was expected."""
@@ -135,6 +147,11 @@ class RescheduleConfig:
                 raise ValueError(
                     f"RescheduleConfig.{name}: expected >= 0, got {value!r}"
                 )
+        if self.move_gains and self.observation != "flat":
+            raise ValueError(
+                "RescheduleConfig.move_gains: expected observation='flat' (REACH's "
+                f"Dict keys have no move gains), got observation={self.observation!r}"
+            )
         if self.queue_wait_cap_ms <= 0.0:
             raise ValueError(
                 "RescheduleConfig.queue_wait_cap_ms: expected > 0, "

@@ -99,8 +99,11 @@ class ReachCore:
         self.autoreset = autoreset
         self.render_mode: str | None = None  # read by SB3's VecEnv; nothing renders
         lay = self.layout
+        low = np.zeros(lay.obs_dim, dtype=np.float32)
+        if self.settings.move_gains:  # latency drops can be negative
+            low[lay.obs_dim - lay.max_nodes * lay.max_pods :] = -OBS_HIGH
         self.single_observation_space = spaces.Box(
-            0.0, OBS_HIGH, (lay.obs_dim,), dtype=np.float32
+            low, OBS_HIGH, (lay.obs_dim,), dtype=np.float32
         )
         self.single_action_space = spaces.Discrete(lay.n_actions)
         self.fd = np.zeros((num_envs, lay.df_size), dtype=np.float64)

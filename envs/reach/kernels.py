@@ -569,7 +569,8 @@ def _obs_global(
     scal = si[rl.O_SCAL]
     obs[rl.GF_LATENCY] = _clip(fr[scal + rl.SC_LATENCY] * q)
     obs[rl.GF_VIOLATION] = fr[scal + rl.SC_VIOLATION]
-    obs[rl.GF_TIME] = _clip(ir[si[rl.O_ISCAL] + rl.ISC_MOVES] / si[rl.HI_MAX_MOVES])
+    clock = rl.ISC_STEPS if si[rl.HI_HORIZON] else rl.ISC_MOVES
+    obs[rl.GF_TIME] = _clip(ir[si[rl.O_ISCAL] + clock] / si[rl.HI_MAX_MOVES])
     obs[rl.GF_RPS] = _clip(fr[scal + rl.SC_RPS_SCALE] / sf[params + rl.PR_SURGE_MAX])
     obs[rl.GF_LAT_CLIENT_CLOUD] = _clip(fr[o_lat + CLIENT * 3 + CLOUD] * q)
     obs[rl.GF_LAT_CLIENT_EDGE] = _clip(fr[o_lat + CLIENT * 3 + EDGE] * q)
@@ -651,6 +652,40 @@ def _obs_full(
         _obs_pod(sf, si, fr, ir, obs, p)
 
 
+@_inner
+def _obs_gains(
+    sf: np.ndarray, si: np.ndarray, fr: np.ndarray, ir: np.ndarray,
+    mask: np.ndarray, obs: np.ndarray,
+) -> None:  # fmt: skip
+    """Move-gain block: latency drop of every valid move / QoS, on scratch copies.
+
+    The same evaluation as :func:`greedy_batch`, so the largest entry is greedy's
+    move; the scratch rows are restored by copying (cheaper than a second model
+    evaluation).
+    """
+    nm, pm = si[rl.HI_NM], si[rl.HI_PM]
+    width = rl.POD_FEATURES + (nm if si[rl.HI_ONEHOT] != 0 else 0)
+    o = rl.GLOBAL_FEATURES + nm * rl.NODE_FEATURES + pm * width
+    q = 1.0 / sf[si[rl.O_PARAMS] + rl.PR_QOS_MEAN]
+    base = fr[si[rl.O_SCAL] + rl.SC_LATENCY]
+    f = fr.copy()
+    i = ir.copy()
+    for a in range(nm * pm):
+        obs[o + a] = 0.0
+        if not mask[a]:
+            continue
+        p = a % pm
+        n = a // pm
+        src = _release(sf, si, f, i, p)
+        _assign(sf, si, f, i, p, n)
+        gain = (base - latency(sf, si, f, i, src, n)) * q
+        for k in range(f.size):  # loops: slice copies compile slowly
+            f[k] = fr[k]
+        for k in range(i.size):
+            i[k] = ir[k]
+        obs[o + a] = max(-rl.OBS_HIGH, min(rl.OBS_HIGH, gain))
+
+
 # ---------------------------------------------------------------- episode phases
 @_inner
 def _begin_episode(
@@ -672,6 +707,8 @@ def _begin_episode(
     fr[scal + rl.SC_EP_BEST] = value
     _mask_full(sf, si, fr, ir, allow, mask)
     _obs_full(sf, si, fr, ir, obs)
+    if si[rl.HI_GAINS]:
+        _obs_gains(sf, si, fr, ir, mask, obs)
 
 
 @_inner
@@ -794,9 +831,11 @@ def _step_one(
     truncated = False
     cost = 0.0
     ir[iscal + rl.ISC_STEPS] += 1
+    horizon = si[rl.HI_HORIZON] != 0
     if action == stop:
         fr[o_info + rl.INFO_STOP] = 1.0
-        terminated = True
+        terminated = not horizon  # fixed horizon: stop waits one step
+        truncated = horizon and ir[iscal + rl.ISC_STEPS] >= si[rl.HI_MAX_MOVES]
     else:
         moves = ir[iscal + rl.ISC_MOVES] + 1
         ir[iscal + rl.ISC_MOVES] = moves
@@ -820,28 +859,34 @@ def _step_one(
             ir[iscal + rl.ISC_INVALID] += 1
         qos = sf[params + rl.PR_QOS_MEAN]
         terminated = si[rl.HI_STOP_AT_QOS] != 0 and fr[scal + rl.SC_LATENCY] <= qos
-        truncated = not terminated and moves >= si[rl.HI_MAX_MOVES]
+        clock = ir[iscal + rl.ISC_STEPS] if horizon else moves
+        truncated = not terminated and clock >= si[rl.HI_MAX_MOVES]
         if not (terminated or truncated):  # REACH: no penalty on the final step
             growth = moves if si[rl.HI_GROWING] else 1
             cost = sf[params + rl.PR_MIGRATION_COST] * growth
     after = fr[scal + rl.SC_LATENCY]
     slo = sf[params + rl.PR_SLO_PENALTY] * fr[scal + rl.SC_VIOLATION]
-    reward = (before - after) - cost - slo
-    fr[o_info + rl.INFO_REWARD] = reward
     fr[o_info + rl.INFO_LAT_BEFORE] = before
     fr[o_info + rl.INFO_LAT_AFTER] = after
     fr[o_info + rl.INFO_DROP] = before - after
     fr[o_info + rl.INFO_MIGRATION_COST] = cost
-    fr[o_info + rl.INFO_SLO_PENALTY] = slo
     fr[o_info + rl.INFO_VIOLATION] = fr[scal + rl.SC_VIOLATION]
     done = terminated or truncated
     if si[rl.HI_EVENTS] and not done and _events(sf, si, fr, ir, rng, b):
         latency(sf, si, fr, ir, EVERY_NODE, EVERY_NODE)
         _mask_full(sf, si, fr, ir, allow, mask)
         _obs_full(sf, si, fr, ir, obs)
+    if horizon:  # the events' latency change is part of the step's outcome
+        after = fr[scal + rl.SC_LATENCY]
+        slo = sf[params + rl.PR_SLO_PENALTY] * fr[scal + rl.SC_VIOLATION]
+    fr[o_info + rl.INFO_SLO_PENALTY] = slo
+    reward = (before - after) - cost - slo
+    fr[o_info + rl.INFO_REWARD] = reward
     fr[o_info + rl.INFO_LAT_EVENTS] = fr[scal + rl.SC_LATENCY]
     fr[o_info + rl.INFO_RPS_SCALE] = fr[scal + rl.SC_RPS_SCALE]
     _obs_global(sf, si, fr, ir, obs)
+    if si[rl.HI_GAINS]:
+        _obs_gains(sf, si, fr, ir, mask, obs)
     fr[scal + rl.SC_EP_RETURN] += reward
     fr[scal + rl.SC_EP_BEST] = min(fr[scal + rl.SC_EP_BEST], fr[scal + rl.SC_LATENCY])
     return reward, terminated, truncated

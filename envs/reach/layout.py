@@ -10,9 +10,11 @@ field, its ``(offset, length)``; the kernels index through the offsets directly
 which keeps compilation short). The indices below name those fields.
 
 Flat observation: ``[ global (GLOBAL_FEATURES) | nodes (N_max x NODE_FEATURES) |
-pods (P_max x (POD_FEATURES [+ N_max node one-hot])) ]``. Times are divided by the
-QoS threshold (mean of the endpoints' ``qos``), resources by the largest node
-capacity of the config; every value is clipped to ``[0, OBS_HIGH]``.
+pods (P_max x (POD_FEATURES [+ N_max node one-hot])) [| move gains (N_max x P_max)]
+]``. Times are divided by the QoS threshold (mean of the endpoints' ``qos``),
+resources by the largest node capacity of the config; every value is clipped to
+``[0, OBS_HIGH]``, move gains (latency drops, which can be negative) to
+``[-OBS_HIGH, OBS_HIGH]``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ HI_N, HI_P, HI_S, HI_T, HI_K, HI_G, HI_E, HI_M = 0, 1, 2, 3, 4, 5, 6, 7
 HI_NM, HI_PM, HI_D = 8, 9, 10
 HI_PLACEMENT, HI_REPLICAS, HI_GROWING, HI_QUEUEING, HI_RESPONSE = 11, 12, 13, 14, 15
 HI_STOP_AT_QOS, HI_ONEHOT, HI_MAX_MOVES, HI_EVENTS = 16, 17, 18, 19
+HI_GAINS, HI_HORIZON = 20, 21
 HI_FIELDS = 24
 """First (offset, length) pair; fields follow in the order static int, static float,
 dynamic float, dynamic int."""
@@ -485,7 +488,8 @@ def build_layout(config: ReachConfig, settings: RescheduleConfig) -> Layout:
         dyn_i.reserve(length)
 
     pod_width = POD_FEATURES + (nm if settings.pod_node_onehot else 0)
-    obs_dim = GLOBAL_FEATURES + nm * NODE_FEATURES + pm * pod_width
+    gains_width = nm * pm * int(settings.move_gains)
+    obs_dim = GLOBAL_FEATURES + nm * NODE_FEATURES + pm * pod_width + gains_width
 
     header = np.zeros(HEADER, dtype=np.int64)
     header[HI_N], header[HI_P], header[HI_S], header[HI_T] = n, p, s, n_types
@@ -507,6 +511,8 @@ def build_layout(config: ReachConfig, settings: RescheduleConfig) -> Layout:
     header[HI_ONEHOT] = int(settings.pod_node_onehot)
     header[HI_MAX_MOVES] = settings.max_moves
     header[HI_EVENTS] = int(settings.events)
+    header[HI_GAINS] = int(settings.move_gains)
+    header[HI_HORIZON] = int(settings.horizon)
     spans = [
         *[(HEADER + off, length) for off, length in ints.spans],
         *floats.spans,
