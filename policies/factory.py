@@ -99,3 +99,6 @@ def build_model(
     formats: list[KVWriter] = [HumanOutputFormat(sys.stdout)] if verbose else []
     model.set_logger(Logger(folder=None, output_formats=formats))
     return model
+
+
+import policies.networks.reach  # noqa: E402, F401  (registers policy.network=reach_scorer)
