@@ -16,11 +16,20 @@ import numpy as np
 from envs.rng import seed_streams
 from envs.two_tier.heuristics import (
     LB_HEURISTICS,
+    N_SCORING,
     SCHEDULER_HEURISTICS,
+    WEIGHTED,
     choose_node,
     choose_region,
 )
-from envs.two_tier.layout import NODE_FEATURES, REGION_FEATURES, ObsLayout
+from envs.two_tier.layout import (
+    NODE_FEATURES,
+    REGION_FEATURES,
+    RF_IS_SELECTED,
+    RF_RTT,
+    RF_TRANSFER,
+    ObsLayout,
+)
 
 BASELINES: dict[str, tuple[str, str]] = {
     "random": ("random", "random"),
@@ -30,10 +39,13 @@ BASELINES: dict[str, tuple[str, str]] = {
     "cost": ("cost", "cost"),
     "carbon": ("carbon", "carbon"),
     "kube_default": ("local", "kube_default"),
+    "weighted_greedy": ("weighted", "weighted"),
 }
 """Named two-tier baselines: (load balancer, scheduler). ``kube_default`` keeps every
 request in its region (Kubernetes has no cross-region balancer) and scores nodes like
-the default scheduler (LeastAllocated, random among the best)."""
+the default scheduler (LeastAllocated, random among the best). ``weighted_greedy``
+picks, in each tier, the row with the lowest expected penalty under the run's reward
+weights (the best myopic rule; it needs the run's ``scoring``)."""
 
 
 class Policy(Protocol):
@@ -59,6 +71,9 @@ class TwoTierHeuristicPolicy:
         lb: a name of ``envs.two_tier.heuristics.LB_HEURISTICS``.
         scheduler: a name of ``envs.two_tier.heuristics.SCHEDULER_HEURISTICS``.
         seed: stream of the random choices (random, round-robin start, kube ties).
+        scoring: the run's weights, term cap and service shape
+            (``core.scoring``, :func:`envs.two_tier.heuristics.scoring_params`);
+            required by the ``weighted`` rule, ignored by the others.
     """
 
     def __init__(
@@ -67,6 +82,7 @@ class TwoTierHeuristicPolicy:
         lb: str = "latency",
         scheduler: str = "least_loaded",
         seed: int = 0,
+        scoring: np.ndarray | None = None,
     ) -> None:
         if lb not in LB_HEURISTICS:
             raise ValueError(f"lb: expected one of {list(LB_HEURISTICS)}, got {lb!r}")
@@ -79,13 +95,29 @@ class TwoTierHeuristicPolicy:
         self.lb, self.scheduler = lb, scheduler
         self._lb_mode = LB_HEURISTICS[lb]
         self._sched_mode = SCHEDULER_HEURISTICS[scheduler]
+        if scoring is None:
+            if WEIGHTED in (self._lb_mode, self._sched_mode):
+                raise ValueError(
+                    "scoring: the weighted rule needs the run's reward weights "
+                    "(core.scoring), got None"
+                )
+            scoring = np.zeros(N_SCORING)
+        self.scoring = np.asarray(scoring, dtype=np.float64)
+        if self.scoring.shape != (N_SCORING,):
+            raise ValueError(
+                f"scoring: expected {N_SCORING} values, got shape {self.scoring.shape}"
+            )
         self._seed = seed
         self._rng = seed_streams(np.random.default_rng(seed), 1)
         self._counters = np.zeros((2, 1), dtype=np.int64)
 
     @classmethod
     def named(
-        cls, name: str, layout: ObsLayout, seed: int = 0
+        cls,
+        name: str,
+        layout: ObsLayout,
+        seed: int = 0,
+        scoring: np.ndarray | None = None,
     ) -> TwoTierHeuristicPolicy:
         """One of :data:`BASELINES`."""
         if name not in BASELINES:
@@ -93,7 +125,7 @@ class TwoTierHeuristicPolicy:
                 f"baseline: expected one of {list(BASELINES)}, got {name!r}"
             )
         lb, scheduler = BASELINES[name]
-        return cls(layout, lb, scheduler, seed)
+        return cls(layout, lb, scheduler, seed, scoring)
 
     def _resize(self, n: int) -> None:
         if self._rng.shape[0] != n:
@@ -128,14 +160,24 @@ class TwoTierHeuristicPolicy:
                     self._rng,
                     self._counters[0],
                     i,
+                    self.scoring,
                 )
             else:
+                selected = np.flatnonzero(regions[i, :, RF_IS_SELECTED] > 0.5)
+                route = (  # the serving region's row (float32, as the kernel reads)
+                    regions[i, selected[0]]
+                    if selected.size
+                    else np.zeros(REGION_FEATURES, dtype=np.float32)
+                )
                 actions[i] = choose_node(
                     self._sched_mode,
                     np.ascontiguousarray(nodes[i]),
                     self._rng,
                     self._counters[1],
                     i,
+                    self.scoring,
+                    route[RF_RTT],
+                    route[RF_TRANSFER],
                 )
         return actions, None
 

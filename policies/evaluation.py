@@ -228,7 +228,9 @@ def _evaluate_two_tier(
         tuple(core.world.type_names), core.world.type_f[:, TYPE_SLO_S].copy()
     )
     if isinstance(policy, str):
-        policy = TwoTierHeuristicPolicy.named(policy, core.layout, seed=seeds[0])
+        policy = TwoTierHeuristicPolicy.named(
+            policy, core.layout, seed=seeds[0], scoring=core.scoring
+        )
     core.seed_each(seeds)
     for i in range(core.num_envs):
         core.reset_one(i)

@@ -296,6 +296,9 @@ class TwoTierCore:
         if not w.term_cap > 0:
             raise ConfigError("reward.term_cap", f"a positive cap, got {w.term_cap}")
         params[K.P_TERM_CAP] = w.term_cap
+        self.scoring = heuristics.scoring_params(w, world.service_shape)
+        """What the weighted heuristic scores with (its baseline policy needs it)."""
+        params[K.P_SCORING : K.P_SCORING + heuristics.N_SCORING] = self.scoring
         ip = np.zeros(K.N_IPARAMS, dtype=np.int64)
         ip[K.IP_LB_MODE], ip[K.IP_SCHED_MODE], ip[K.IP_BG_MODE] = (
             lb_mode,

@@ -69,6 +69,7 @@ from envs.two_tier.heuristics import (
     AGENT,
     LATENCY,
     LEAST_LOADED,
+    N_SCORING,
     choose_node,
     choose_region,
 )
@@ -84,6 +85,8 @@ from envs.two_tier.layout import (
     RF_BEST_COMPLETION,
     RF_CARBON,
     RF_IS_SELECTED,
+    RF_RTT,
+    RF_TRANSFER,
     RF_UTIL,
     RF_VALID,
 )
@@ -91,7 +94,9 @@ from envs.two_tier.layout import (
 # Float parameters (``params``).
 P_SAT_WAIT, P_GAMMA_SHAPE, P_W_LAT, P_W_QUEUE, P_W_SLO, P_W_COST, P_W_CARBON = range(7)
 P_WARMUP, P_CLIP, P_INVALID_PENALTY, P_TERM_CAP = 7, 8, 9, 10
-N_PARAMS = 11
+# The weighted heuristic's ``scoring`` vector (``heuristics.scoring_params``).
+P_SCORING = 11
+N_PARAMS = P_SCORING + N_SCORING
 # Integer parameters (``iparams``).
 IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
 IP_OFF_TYPE, IP_OFF_SCALAR, IP_OFF_ORIGIN, IP_OFF_REGION, IP_OFF_NODE = 6, 7, 8, 9, 10
@@ -538,17 +543,25 @@ def _account(
 # (both tiers learned, every region controlled) never runs them.
 @nb.njit(cache=True)
 def _heuristic_node(
-    mode, b, q, k, t, region_i, node_f, tn, node_tpl, type_f, inv_cores, params,
-    core_free, node_dyn, reg_dyn, scratch, rng, counter,
+    mode, b, o, q, k, t, region_i, node_f, tn, node_tpl, type_f, inv_cores,
+    reg_static, params, core_free, node_dyn, reg_dyn, scratch, rng, counter,
 ):  # fmt: skip
-    """The node (world index) scheduler heuristic ``mode`` picks in region ``q``."""
+    """The node (world index) scheduler heuristic ``mode`` picks in region ``q``.
+
+    ``o`` is the request's origin: the weighted rule reads the RTT and transfer of
+    ``o -> q`` as the region block holds them (float32).
+    """
     _fill_nodes(
         scratch, b, 0, q, k, t, 1.0 / type_f[k, TYPE_SLO_S], params[P_CLIP],
         params[P_SAT_WAIT], region_i, node_f, tn, node_tpl, inv_cores, core_free,
         node_dyn, reg_dyn,
     )  # fmt: skip
     block = scratch[b].reshape((scratch.shape[1] // NODE_FEATURES, NODE_FEATURES))
-    return region_i[q, REG_START] + choose_node(mode, block, rng, counter, b)
+    rtt = float(np.float32(reg_static[k, o, q, RS_RTT]))  # as the block holds it
+    transfer = float(np.float32(reg_static[k, o, q, RS_TRANSFER]))
+    scoring = params[P_SCORING : P_SCORING + N_SCORING]
+    chosen = choose_node(mode, block, rng, counter, b, scoring, rtt, transfer)
+    return region_i[q, REG_START] + chosen
 
 
 @nb.njit(cache=True)
@@ -571,7 +584,8 @@ def _heuristic_region(
     block = obs[b, off : off + n_regions * REGION_FEATURES].reshape(
         (n_regions, REGION_FEATURES)
     )
-    return choose_region(iparams[IP_LB_MODE], block, rng, counter, b)
+    scoring = params[P_SCORING : P_SCORING + N_SCORING]
+    return choose_region(iparams[IP_LB_MODE], block, rng, counter, b, scoring)
 
 
 # ------------------------------------------------------------------ one env's step
@@ -617,8 +631,9 @@ def _advance(
             )  # fmt: skip
         else:
             n = _heuristic_node(
-                bg_mode, b, o, k, t, region_i, node_f, tn, node_tpl, type_f,
-                inv_cores, params, core_free, node_dyn, reg_dyn, scratch, rng, rr[2],
+                bg_mode, b, o, o, k, t, region_i, node_f, tn, node_tpl, type_f,
+                inv_cores, reg_static, params, core_free, node_dyn, reg_dyn, scratch,
+                rng, rr[2],
             )  # fmt: skip
         _serve(
             b,
@@ -1008,22 +1023,32 @@ def step_batch(actions, world, state, out):
                 blk = obs[b, off_r : off_r + n_regions * REGION_FEATURES].reshape(
                     (n_regions, REGION_FEATURES)
                 )
-                a = choose_region(iparams[IP_FALLBACK_LB], blk, rng, rr[0], b)
+                a = choose_region(
+                    iparams[IP_FALLBACK_LB], blk, rng, rr[0], b,
+                    params[P_SCORING : P_SCORING + N_SCORING],
+                )  # fmt: skip
             ist[b, IS_SELECTED] = a
             ist[b, IS_PHASE] = PHASE_SCHEDULER
             place = iparams[IP_SCHED_MODE] != AGENT  # the heuristic scheduler decides
             if place:
                 n = _heuristic_node(
-                    iparams[IP_SCHED_MODE], b, a, ist[b, IS_TYPE], fs[b, FS_T],
-                    region_i, node_f, tn, node_tpl, type_f, inv_cores, params,
-                    core_free, node_dyn, reg_dyn, scratch, rng, rr[1],
+                    iparams[IP_SCHED_MODE], b, ist[b, IS_ORIGIN], a, ist[b, IS_TYPE],
+                    fs[b, FS_T], region_i, node_f, tn, node_tpl, type_f, inv_cores,
+                    reg_static, params, core_free, node_dyn, reg_dyn, scratch, rng,
+                    rr[1],
                 )  # fmt: skip
         else:
             if invalid:
                 blk = obs[b, off_n : off_n + n_max * NODE_FEATURES].reshape(
                     (n_max, NODE_FEATURES)
                 )
-                a = choose_node(iparams[IP_FALLBACK_SCHED], blk, rng, rr[1], b)
+                q = ist[b, IS_SELECTED]
+                row = off_r + q * REGION_FEATURES
+                a = choose_node(
+                    iparams[IP_FALLBACK_SCHED], blk, rng, rr[1], b,
+                    params[P_SCORING : P_SCORING + N_SCORING],
+                    obs[b, row + RF_RTT], obs[b, row + RF_TRANSFER],
+                )  # fmt: skip
             place = True
             n = region_i[ist[b, IS_SELECTED], REG_START] + a
         if place:

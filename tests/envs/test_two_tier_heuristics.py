@@ -21,10 +21,11 @@ from envs.two_tier.heuristics import (
     LATENCY,
     LB_HEURISTICS,
     LEAST_LOADED,
+    N_SCORING,
     SCHEDULER_HEURISTICS,
-    choose_node,
-    choose_region,
 )
+from envs.two_tier.heuristics import choose_node as choose_node_scored
+from envs.two_tier.heuristics import choose_region as choose_region_scored
 from envs.two_tier.layout import NODE_FEATURES, REGION_FEATURES
 from tests.envs.two_tier_oracle import (
     grid_block,
@@ -38,6 +39,17 @@ from tests.envs.two_tier_oracle import (
 
 DETERMINISTIC_LB = ["local", "least_loaded", "latency", "cost", "carbon"]
 DETERMINISTIC_SCHED = ["least_loaded", "latency", "cost", "carbon"]
+NO_SCORING = np.zeros(N_SCORING)  # read by the weighted rule only
+
+
+def choose_region(mode: int, block: np.ndarray, *stream: object) -> int:
+    """The chooser with the scoring vector the rules here never read."""
+    return int(choose_region_scored(mode, block, *stream, NO_SCORING))
+
+
+def choose_node(mode: int, block: np.ndarray, *stream: object) -> int:
+    """The chooser with the scoring and route the rules here never read."""
+    return int(choose_node_scored(mode, block, *stream, NO_SCORING, 0.0, 0.0))
 
 
 def streams(n: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +184,8 @@ def test_kube_default_picks_uniformly_among_the_best_integer_scores() -> None:
 def test_every_named_heuristic_is_covered_here() -> None:
     covered_lb = {*DETERMINISTIC_LB, "random", "round_robin"}
     covered_sched = {*DETERMINISTIC_SCHED, "random", "round_robin", "kube_default"}
+    covered_lb.add("weighted")  # in test_two_tier_weighted.py
+    covered_sched.add("weighted")
     assert set(LB_HEURISTICS) == covered_lb
     assert set(SCHEDULER_HEURISTICS) == covered_sched
 
@@ -263,7 +277,8 @@ def test_background_placement_is_the_scheduler_rule_on_its_block(
     core = TwoTierCore(scenario, 4, controlled=["eu-central"], config=config)
     core.reset(seed=3)
     rng = np.random.default_rng(3)
-    (node_f, region_i, tn, _, type_f), params = core._world[:5], core._world[9]
+    (node_f, region_i, tn, reg_static, type_f) = core._world[:5]
+    params = core._world[9]
     inv_cores, node_tpl = core._world[12], core._world[14]
     rng_state, counter = streams(core.num_envs)
     sat = params[K.P_SAT_WAIT]
@@ -280,9 +295,10 @@ def test_background_placement_is_the_scheduler_rule_on_its_block(
                             core.node_dyn, core.reg_dyn,
                         )  # fmt: skip
                         block = K._heuristic_node(
-                            mode, b, q, k, t, region_i, node_f, tn, node_tpl, type_f,
-                            inv_cores, params, core.core_free, core.node_dyn,
-                            core.reg_dyn, core.scratch, rng_state, counter,
+                            mode, b, q, q, k, t, region_i, node_f, tn, node_tpl,
+                            type_f, inv_cores, reg_static, params, core.core_free,
+                            core.node_dyn, core.reg_dyn, core.scratch, rng_state,
+                            counter,
                         )  # fmt: skip
                         assert fast == block, (b, q, k, mode)
                         compared += 1

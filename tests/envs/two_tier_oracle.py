@@ -99,3 +99,110 @@ def grid_block(
     block = (rng.integers(0, 9, size=(rows, features)) / 8).astype(np.float32)
     block[:, 0] = rng.random(rows) < valid_share
     return block
+
+
+# ------------------------------------------------------------- the weighted rule
+def expected_penalty_oracle(
+    weights: dict[str, float],
+    cap: float,
+    shape: float,
+    fixed: float,
+    wait: float,
+    service: float,
+    cost: float,
+    carbon: float,
+) -> float:
+    """Expected negative reward, from scipy's Gamma law and numerical integration.
+
+    Latency over SLO is ``fixed + service * G`` with ``G ~ Gamma(shape, 1/shape)``
+    (unit mean; ``shape == 0``: ``G = 1``). ``E[min(L, cap)] = fixed + integral over
+    [0, cap - fixed] of P(S > s)``; the SLO term is ``P(L > 1)``.
+    """
+    from scipy import integrate, stats
+
+    room = cap - fixed
+    if shape == 0 or service == 0:  # no randomness in the service time
+        latency = min(fixed + service, cap)
+        violation = float(fixed + service > 1.0)
+    else:
+        law = stats.gamma(a=shape, scale=service / shape)
+        if room <= 0:
+            latency = cap
+        else:
+            tail, _ = integrate.quad(law.sf, 0.0, room, limit=200, epsabs=1e-11)
+            latency = fixed + tail
+        violation = 1.0 if fixed >= 1.0 else float(law.sf(1.0 - fixed))
+    return (
+        weights["latency"] * latency
+        + weights["queueing"] * min(wait, cap)
+        + weights["slo_violation"] * violation
+        + weights["cost"] * min(cost, cap)
+        + weights["carbon"] * min(carbon, cap)
+    )
+
+
+def weighted_region_scores(
+    block: np.ndarray, weights: dict[str, float], cap: float, shape: float
+) -> dict[int, float]:
+    """Expected penalty of each valid region, its best completion as service mean."""
+    g = {
+        name: block[:, region_column(name)].astype(float)
+        for name in REGION_FEATURE_NAMES
+    }
+    return {
+        i: expected_penalty_oracle(
+            weights,
+            cap,
+            shape,
+            g["rtt"][i] + g["transfer"][i],
+            0.0,
+            g["best_completion"][i],
+            g["cost"][i],
+            g["carbon"][i],
+        )
+        for i in _valid_rows(block)
+    }
+
+
+def weighted_node_scores(
+    block: np.ndarray,
+    weights: dict[str, float],
+    cap: float,
+    shape: float,
+    rtt: float,
+    transfer: float,
+) -> dict[int, float]:
+    """Expected penalty of each valid node; the request meets the wait less RTT/2."""
+    g = {name: block[:, node_column(name)].astype(float) for name in NODE_FEATURE_NAMES}
+    out = {}
+    for i in _valid_rows(block):
+        wait = max(g["wait"][i] - rtt / 2, 0.0)
+        out[i] = expected_penalty_oracle(
+            weights,
+            cap,
+            shape,
+            rtt + transfer + wait,
+            wait,
+            g["exec"][i],
+            g["cost"][i],
+            g["carbon"][i],
+        )
+    return out
+
+
+def weighted_choices(
+    scores: dict[int, float], utilization: np.ndarray, tol: float = 1e-9
+) -> set[int]:
+    """Rows the weighted rule may pick: the lowest score (to ``tol``), then utilisation.
+
+    Scores computed in two ways may differ in the last bits, so rows within ``tol``
+    of the minimum all qualify; among exactly equal rows the utilisation decides.
+    """
+    if not scores:
+        return {-1}
+    low = min(scores.values())
+    near = [i for i, s in scores.items() if s <= low + tol * max(1.0, abs(low))]
+    if len(near) > 1 and len({scores[i] for i in near}) == 1:
+        best = min(near, key=lambda i: (float(utilization[i]), i))
+        return {best}
+    return set(near)
