@@ -118,7 +118,12 @@ class MigratorConfig:
     max_migrations_per_interval: int = 5
     """At most this many migrations per ``rate_interval`` (0 = no limit)."""
     rate_interval: float = 60.0
-    """Window of the migration rate limit, seconds."""
+    """Window of the migration rate limit, seconds (a failed move counts too)."""
+    failure_backoff: float = 30.0
+    """``monitor``: seconds without a step after a failed move or an error; doubles
+    with each failure in a row, up to ``failure_backoff_max``."""
+    failure_backoff_max: float = 600.0
+    """Longest back-off after failures, seconds."""
     min_pod_age: float = 0.0
     """Never move a pod younger than this, seconds."""
     reach_cordon_mode: bool = False
@@ -286,6 +291,9 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "HOOKS_METRICS_HOST": ("migrator", "metrics_host", str),
     "HOOKS_RATE_INTERVAL": (
         "migrator", "rate_interval", _duration("HOOKS_RATE_INTERVAL"),
+    ),
+    "HOOKS_FAILURE_BACKOFF": (
+        "migrator", "failure_backoff", _duration("HOOKS_FAILURE_BACKOFF"),
     ),
     "HOOKS_NODE_FORM": (
         "prometheus", "node_form", _choice("HOOKS_NODE_FORM", NodeForm),

@@ -159,6 +159,9 @@ class PodMigrator:
             crashes here).
         clock: monotonic clock.
         min_pod_age: never move a pod younger than this, seconds.
+        progress: called while a migration is under way (every poll of a wait,
+            every watch event, every step), so a liveness check can tell a long
+            migration from a hung process.
     """
 
     def __init__(
@@ -168,12 +171,19 @@ class PodMigrator:
         checkpoint: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         min_pod_age: float = 0.0,
+        progress: Callable[[], None] | None = None,
     ) -> None:
         self.api = api
         self.timeouts = timeouts or Timeouts()
-        self.checkpoint = checkpoint or (lambda step: None)
+        self._checkpoint = checkpoint or (lambda step: None)
         self.clock = clock
         self.min_pod_age = min_pod_age
+        self.progress = progress or (lambda: None)
+
+    def checkpoint(self, step: str) -> None:
+        """Step ``step`` is done: report progress, then the test hook."""
+        self.progress()
+        self._checkpoint(step)
 
     # ------------------------------------------------------------ reads
     def _read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -537,6 +547,7 @@ class PodMigrator:
         """
         deadline = self.clock() + timeout
         while True:
+            self.progress()
             items, rv = self._list(namespace, selector)
             pods = {p["metadata"]["name"]: p for p in items}
             verdict = done(pods)
@@ -553,6 +564,7 @@ class PodMigrator:
             )  # fmt: skip
             try:
                 for event in stream:
+                    self.progress()
                     obj = self.api.to_dict(event["object"])
                     name = obj["metadata"]["name"]
                     if event["type"] == "DELETED":

@@ -39,12 +39,15 @@ class CordonMigrator:
         poll: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[], None] | None = None,
     ) -> None:
         self.api = api
         self.timeout = timeout
         self.poll = poll
         self.clock = clock
         self.sleep = sleep
+        self.progress = progress or (lambda: None)
+        """Called at every poll of a wait (liveness while a migration runs)."""
 
     def _cordon(self, node: str, on: bool, mid: str) -> None:
         body = {
@@ -134,6 +137,7 @@ class CordonMigrator:
     ) -> str:
         deadline = self.clock() + self.timeout
         while self.clock() < deadline:
+            self.progress()
             result = found(ClusterView.read(self.api))
             if result is not None:
                 return result

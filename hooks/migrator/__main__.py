@@ -20,12 +20,12 @@ from typing import Any
 
 from hooks.actions import MigratePod
 from hooks.config import HooksConfig, RunMode, load_config
-from hooks.errors import HookError, RetryPolicy
+from hooks.errors import HookError
 from hooks.kubernetes.client import KubeApi, find_credentials
 from hooks.kubernetes.migration import PodMigrator, Timeouts
 from hooks.kubernetes.reach_protocol import CordonMigrator
 from hooks.kubernetes.reach_protocol import reconcile as reconcile_cordons
-from hooks.migrator.loop import MigratorLoop
+from hooks.migrator.loop import POLICY_RETRY, MigratorLoop, health_window
 from hooks.migrator.policy import POLICY_API_KEY_ENV, PolicyClient
 from hooks.migrator.telemetry import Telemetry
 from hooks.migrator.timeseries import TimeSeries
@@ -98,14 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot start: %s", err)
         return 2
     mig = cfg.migrator
+    telemetry = Telemetry(mode.value, stale_after=health_window(cfg))
     migrator = PodMigrator(
         api,
         Timeouts(ready=mig.ready_timeout, handover=mig.handover_timeout),
         min_pod_age=mig.min_pod_age,
+        progress=telemetry.progress,
     )
     executor: Callable[[MigratePod], Any] = (
-        CordonMigrator(api, mig.ready_timeout) if mig.reach_cordon_mode
-        else migrator.migrate
+        CordonMigrator(api, mig.ready_timeout, progress=telemetry.progress)
+        if mig.reach_cordon_mode else migrator.migrate
     )  # fmt: skip
     actuator = make_actuator(mode, lambda: {MigratePod: executor}, Path(mig.plan_file))
     log.info(
@@ -114,13 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.kubernetes.namespace,
         "REACH cordon-all" if mig.reach_cordon_mode else "adopt-and-shed",
     )  # fmt: skip
-    telemetry = Telemetry(mode.value, stale_after=max(60.0, 20 * mig.polling_period))
     port = telemetry.serve(mig.metrics_host, mig.metrics_port)
-    log.info("metrics on http://%s:%d/metrics", mig.metrics_host, port)
+    log.info("metrics on http://%s:%d/metrics (stale after %.0f s without progress)",
+             mig.metrics_host, port, telemetry.stale_after)  # fmt: skip
     policy = PolicyClient(
         mig.policy_url,
         mig.policy_timeout,
-        RetryPolicy(attempts=3, base_delay=0.5),
+        POLICY_RETRY,
         api_key=os.environ.get(POLICY_API_KEY_ENV) or None,
     )
     loop = MigratorLoop(

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from hooks.actions import MigratePod
 from hooks.config import HooksConfig
-from hooks.errors import HookError
+from hooks.errors import HookError, RetryPolicy
 from hooks.kubernetes.client import KubeApi
 from hooks.kubernetes.migration import (
     GuardRailError,
     MigrationFailed,
     MigrationResult,
     PodMigrator,
+    Timeouts,
 )
 from hooks.kubernetes.state import ClusterView, reach_payload
 from hooks.migrator.policy import Decision, PolicyClient
@@ -31,6 +32,46 @@ from hooks.migrator.timeseries import Row, TimeSeries
 from hooks.mode import Actuator, Mode
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_CHUNK = 5.0
+"""Longest single sleep of the loop: longer waits are cut into such chunks, each
+followed by a progress report, so ``/healthz`` stays fresh while the loop waits."""
+POLICY_RETRY = RetryPolicy(attempts=3, base_delay=0.5)
+"""Retries of a policy request (the CLI's client)."""
+
+
+def _worst_call(attempts: int, timeout: float, retry: RetryPolicy) -> float:
+    """Seconds one retried request may take (every try times out, longest backoffs)."""
+    backoffs = sum(
+        min(retry.max_delay, retry.base_delay * 2**k) * (1 + retry.jitter)
+        for k in range(attempts - 1)
+    )
+    return float(attempts * timeout + backoffs)
+
+
+def health_window(cfg: HooksConfig) -> float:
+    """Seconds without progress after which ``/healthz`` reports the loop stale.
+
+    The loop reports progress after every API call of a wait, every watch event,
+    every step of a migration and every sleep chunk, so the longest quiet stretch
+    of a healthy loop is one blocking call: a Kubernetes request with all its
+    retries, a policy request with its retries, a Prometheus query, a watch chunk,
+    or a sleep chunk. The window is twice the longest of them (and at least REACH's
+    ``max(60 s, 20 x POLLING_PERIOD)``): a liveness probe then never restarts a
+    migrator in the middle of a migration that is merely slow.
+    """
+    k8s, mig, prom = cfg.kubernetes, cfg.migrator, cfg.prometheus
+    kube_retry = RetryPolicy(attempts=k8s.retry_attempts,
+                             base_delay=k8s.retry_base_delay)  # fmt: skip
+    quiet = max(
+        _worst_call(k8s.retry_attempts, k8s.request_timeout, kube_retry),
+        _worst_call(POLICY_RETRY.attempts, mig.policy_timeout, POLICY_RETRY),
+        3 * prom.timeout + 1.5,  # the adapter's urllib3 retries (2, backoff 0.5)
+        Timeouts().watch_chunk + 5.0,  # a watch request's own timeout
+        min(mig.polling_period, HEARTBEAT_CHUNK),
+        HEARTBEAT_CHUNK,
+    )
+    return max(60.0, 20 * mig.polling_period, 2 * quiet)
 
 
 def plan(view: ClusterView, namespace: str, decision: Decision) -> list[MigratePod]:
@@ -99,6 +140,7 @@ class MigratorLoop:
         telemetry: Telemetry,
         sleep: Callable[[float], None] | None = None,
         preflight: Callable[[MigratePod, ClusterView], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self.api = api
@@ -111,10 +153,16 @@ class MigratorLoop:
         self.sleep: Callable[[float], object] = sleep or self._stop.wait
         """Waits (polls, rate limit): by default cut short by :meth:`stop`."""
         self.preflight = preflight
+        self.clock = clock
         self.rate = RateLimit(
-            cfg.migrator.max_migrations_per_interval, cfg.migrator.rate_interval
-        )
+            cfg.migrator.max_migrations_per_interval, cfg.migrator.rate_interval,
+            clock,
+        )  # fmt: skip
         self.virtual: ClusterView | None = None
+        self.failures = 0
+        """Failed moves in a row (monitor backs off exponentially)."""
+        self.retry_at = float("-inf")
+        """Clock time before which monitor takes no step after a failure."""
 
     @property
     def stopping(self) -> bool:
@@ -129,6 +177,15 @@ class MigratorLoop:
     def mode(self) -> str:
         """``dry-run`` or ``live``."""
         return self.actuator.mode.value
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` in chunks, reporting progress after each (stoppable)."""
+        remaining = seconds
+        while remaining > 0 and not self.stopping:
+            chunk = min(remaining, HEARTBEAT_CHUNK)
+            self.sleep(chunk)
+            remaining -= chunk
+            self.telemetry.progress()
 
     # ------------------------------------------------------------ parts
     def reconcile(self, migrator: PodMigrator) -> None:
@@ -145,12 +202,13 @@ class MigratorLoop:
         k8s, mig = self.cfg.kubernetes, self.cfg.migrator
         for _ in range(max(1, mig.max_pod_waiting_retries)):
             view = ClusterView.read(self.api)
+            self.telemetry.progress()
             pods = view.app_pods(k8s.namespace, k8s.app_label)
             if pods and all(p.ready for p in pods):
                 return True
             if self.stopping:
                 return False
-            self.sleep(mig.polling_period)
+            self.pause(mig.polling_period)
         return False
 
     def state(self) -> ClusterView:
@@ -182,7 +240,7 @@ class MigratorLoop:
         if wait > 0:  # before deciding: a decision must not wait to be carried out
             log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
                         self.rate.limit, self.rate.interval, wait)  # fmt: skip
-            self.sleep(wait)
+            self.pause(wait)
             if self.stopping:
                 return StepResult(stop=True, moved=False)
         started = time.monotonic()
@@ -240,8 +298,10 @@ class MigratorLoop:
         """Apply one move: (new pod, migration id, outcome)."""
         if self.actuator.mode is not Mode.LIVE and self.preflight is not None:
             self.preflight(action, view)  # reads only: what live would refuse
-        result = self.actuator.apply(action)
+        # counted before it starts: a move that fails or is rolled back disturbed
+        # the workload all the same, and must not let the next one start at once
         self.rate.record()
+        result = self.actuator.apply(action)
         if isinstance(result, MigrationResult):
             return result.replacement, result.migration_id, result.outcome
         # dry-run: the virtual cluster moves instead
@@ -276,20 +336,43 @@ class MigratorLoop:
         log.info("episode done: %d move(s)%s", moves, ", one failed" if failed else "")
         return 1 if failed else 0
 
-    def run_monitor(self) -> int:
-        """Poll the latency; act once whenever it is above ``QOS_THRESHOLD``."""
+    def _failed(self) -> None:
+        """One more failure in a row: no step before the back-off has passed."""
         mig = self.cfg.migrator
-        deadline = time.monotonic() + mig.stop_after if mig.stop_after else None
-        while not self.stopping and (deadline is None or time.monotonic() < deadline):
+        self.failures += 1
+        delay = min(
+            mig.failure_backoff_max, mig.failure_backoff * 2 ** (self.failures - 1)
+        )
+        self.retry_at = self.clock() + delay
+        log.warning("%d failed step(s) in a row: next step in %.0f s at the earliest",
+                    self.failures, delay)  # fmt: skip
+
+    def run_monitor(self) -> int:
+        """Poll the latency; act once whenever it is above ``QOS_THRESHOLD``.
+
+        A failed move or an error backs off exponentially (``failure_backoff``,
+        doubling up to ``failure_backoff_max``): a target that never becomes Ready
+        does not turn into an endless create -> wait -> delete cycle.
+        """
+        mig = self.cfg.migrator
+        deadline = self.clock() + mig.stop_after if mig.stop_after else None
+        while not self.stopping and (deadline is None or self.clock() < deadline):
             latency = self.latency()
             self.series.record(Row("latency", latency, mode=self.mode))
             self.virtual = None  # each trigger looks at the live cluster again
-            if latency is not None and latency > mig.qos_threshold:
+            due = self.clock() >= self.retry_at
+            if latency is not None and latency > mig.qos_threshold and due:
                 if self.actuator.mode is not Mode.LIVE or self.wait_all_ready():
                     try:
-                        self.step(latency)
+                        result = self.step(latency)
                     except HookError as err:
                         log.error("step failed: %s", err)
+                        self._failed()
+                    else:
+                        if result.failed:
+                            self._failed()
+                        elif result.moved:
+                            self.failures = 0
             self.telemetry.beat()
-            self.sleep(mig.polling_period)
+            self.pause(mig.polling_period)
         return 0

@@ -21,9 +21,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 class Telemetry:
     """Metrics of one migrator process and the health verdict.
 
+    ``/healthz`` answers 503 once nothing happened for ``stale_after`` seconds: no
+    finished cycle (:meth:`beat`) and no progress inside one (:meth:`progress`, which
+    the waits of a migration call), so a long but healthy migration is never
+    mistaken for a hung loop and restarted by a liveness probe.
+
     Args:
         mode: ``dry-run`` or ``live`` (exported as an info gauge).
-        stale_after: seconds without a finished cycle before ``/healthz`` is 503.
+        stale_after: seconds without a cycle or progress before ``/healthz`` is 503.
     """
 
     def __init__(self, mode: str, stale_after: float) -> None:
@@ -64,8 +69,12 @@ class Telemetry:
         self._beat = time.time()
         self.last_cycle.set(self._beat)
 
+    def progress(self) -> None:
+        """Alive inside a cycle (a wait polled, a step of a migration done)."""
+        self._beat = time.time()
+
     def healthy(self) -> bool:
-        """A cycle finished within ``stale_after`` seconds."""
+        """A cycle finished or progressed within ``stale_after`` seconds."""
         return time.time() - self._beat <= self.stale_after
 
     def serve(self, host: str, port: int) -> int:

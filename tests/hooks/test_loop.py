@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from hooks.actions import MigratePod
@@ -15,7 +20,12 @@ from hooks.errors import PermanentHookError, RetryPolicy
 from hooks.jsonl import read_jsonl
 from hooks.kubernetes.client import KubeApi
 from hooks.kubernetes.migration import PodMigrator, Timeouts
-from hooks.migrator.loop import MigratorLoop, RateLimit
+from hooks.migrator.loop import (
+    HEARTBEAT_CHUNK,
+    MigratorLoop,
+    RateLimit,
+    health_window,
+)
 from hooks.migrator.policy import PolicyClient
 from hooks.migrator.telemetry import Telemetry
 from hooks.migrator.timeseries import COLUMNS, TimeSeries
@@ -28,12 +38,12 @@ from tests.hooks.policy_stub import PolicyStub, by_service
 FAST = Timeouts(ready=2.0, handover=2.0, watch_chunk=1.0)
 
 
-def _config(**migrator: object) -> HooksConfig:
+def _config(**migrator: Any) -> HooksConfig:
+    settings = {"max_step": 5, "max_pod_waiting_retries": 50, "polling_period": 0.05}
     return HooksConfig(
         kubernetes=KubernetesConfig(namespace=NS, app_label="app=web"),
-        migrator=MigratorConfig(max_step=5, max_pod_waiting_retries=50,
-                                polling_period=0.05, **migrator),
-    )  # fmt: skip
+        migrator=MigratorConfig(**{**settings, **migrator}),
+    )
 
 
 def _loop(
@@ -158,20 +168,23 @@ def test_rate_limit_waits_between_migrations(
     double: KubeDouble, api: KubeApi, tmp_path: Path
 ) -> None:
     now = [1000.0]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        now[0] += seconds
+    waited: dict[int, float] = {}  # policy calls made so far -> seconds slept
 
     with PolicyStub(by_service([("web", "node-c"), ("web", "node-c")])) as stub:
+
+        def sleep(seconds: float) -> None:
+            assert seconds <= HEARTBEAT_CHUNK  # long waits report progress
+            calls = len(stub.payloads)
+            waited[calls] = waited.get(calls, 0.0) + seconds
+            now[0] += seconds
+
         loop, _ = _loop(_config(), api, stub, tmp_path, live=False)
         loop.sleep = sleep
         loop.rate = RateLimit(1, 30.0, clock=lambda: now[0])
         assert loop.run_once() == 0
     # the budget (1 per 30 s) is spent before the 2nd and the 3rd decision (a stop):
     # the loop waits before asking, so no decision goes stale while it waits
-    assert sleeps == [pytest.approx(30.0), pytest.approx(30.0)]
+    assert waited == {1: pytest.approx(30.0), 2: pytest.approx(30.0)}
     assert len(stub.payloads) == 3
     assert RateLimit(0, 30.0).wait_time() == 0.0
 
@@ -217,3 +230,131 @@ def test_policy_errors_surface_with_the_servers_message(
     assert len(stub.payloads) == 1  # 4xx is not retried
     stub_json = json.dumps(stub.payloads[0])
     assert "pod_deployable" in stub_json
+
+
+def test_health_stays_fresh_during_a_migration_longer_than_the_window(
+    double: KubeDouble, api: KubeApi, tmp_path: Path
+) -> None:
+    """Progress inside the waits keeps ``/healthz`` at 200 while a slow move runs.
+
+    The replacement takes 3.5 s to become Ready, the health window is 1.5 s (more
+    than one 1 s watch request, the longest quiet stretch here): a loop that only
+    reports finished cycles would be declared stale (and restarted by a liveness
+    probe) in the middle of the migration.
+    """
+    double.knobs.ready_delay = 3.5
+    telemetry = Telemetry("live", stale_after=1.5)
+    migrator = PodMigrator(
+        api, Timeouts(ready=10.0, handover=10.0, watch_chunk=1.0),
+        progress=telemetry.progress,
+    )  # fmt: skip
+    with PolicyStub(by_service([("web", "node-c")])) as stub:
+        loop = MigratorLoop(
+            _config(max_step=1), api,
+            LiveActuator({MigratePod: migrator.migrate}, tmp_path / "plan.jsonl"),
+            PolicyClient(stub.url, 5.0, RetryPolicy(attempts=2, base_delay=0.01)),
+            lambda: 123.0, TimeSeries(tmp_path / "ts.csv"), telemetry,
+            preflight=migrator.preflight,
+        )  # fmt: skip
+        verdicts: list[bool] = []
+        result: list[int] = []
+        runner = threading.Thread(target=lambda: result.append(loop.run_once()))
+        started = time.monotonic()
+        runner.start()
+        while runner.is_alive():
+            verdicts.append(telemetry.healthy())
+            time.sleep(0.05)
+        runner.join()
+        took = time.monotonic() - started
+    assert result == [0]
+    assert took > 2 * telemetry.stale_after  # the window really was exceeded
+    rows = read_jsonl(tmp_path / "ts.jsonl")
+    moved = [r for r in rows if r["event"] == "rescheduling"]
+    assert [r["outcome"] for r in moved] == ["completed"]
+    assert len(verdicts) > 20 and all(verdicts)
+
+
+def test_health_goes_stale_without_progress_and_healthz_says_so() -> None:
+    telemetry = Telemetry("live", stale_after=0.3)
+    port = telemetry.serve("127.0.0.1", 0)
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        time.sleep(0.5)
+        stale = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert stale.status_code == 503 and stale.json()["status"] == "stale"
+        telemetry.progress()
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        telemetry.close()
+
+
+def test_the_health_window_outlasts_the_longest_blocking_call() -> None:
+    cfg = HooksConfig()
+    k8s = cfg.kubernetes
+    # every try of one Kubernetes request times out: attempts x timeout at least
+    assert health_window(cfg) >= 2 * k8s.retry_attempts * k8s.request_timeout
+    assert health_window(cfg) >= 2 * 3 * cfg.migrator.policy_timeout
+    slow = HooksConfig(migrator=MigratorConfig(polling_period=30.0))
+    assert health_window(slow) == pytest.approx(600.0)  # REACH: 20 x POLLING_PERIOD
+
+
+def test_failed_moves_count_against_the_rate_and_monitor_backs_off(
+    double: KubeDouble, api: KubeApi, tmp_path: Path
+) -> None:
+    """A never-Ready target: each attempt is rolled back, and the next waits.
+
+    The rate limit (1 per 30 s) counts the failed attempts, and monitor backs off
+    30 s, then 60 s: without that, a replacement would be created, waited for and
+    deleted on every poll for as long as the latency stays high.
+    """
+    double.knobs.never_ready = lambda pod: pod["spec"].get("nodeName") == "node-c"
+    now = [1000.0]
+    attempts: list[float] = []
+    loop: MigratorLoop | None = None
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] > 1000.0 + 150.0:
+            assert loop is not None
+            loop.stop()
+
+    with PolicyStub(by_service([("web", "node-c")] * 100)) as stub:
+        cfg = _config(qos_threshold=100.0, failure_backoff=30.0,
+                      failure_backoff_max=600.0, polling_period=5.0)  # fmt: skip
+        loop, migrator = _loop(cfg, api, stub, tmp_path, live=True)
+        migrator.timeouts = Timeouts(ready=0.3, handover=1.0, watch_chunk=1.0)
+
+        def migrate(action: MigratePod) -> object:
+            attempts.append(now[0])
+            return migrator.migrate(action)
+
+        loop.actuator = LiveActuator({MigratePod: migrate})
+        loop.sleep = sleep
+        loop.clock = lambda: now[0]
+        loop.rate = RateLimit(1, 30.0, clock=lambda: now[0])
+        assert loop.run_monitor() == 0
+    rows = read_jsonl(tmp_path / "ts.jsonl")
+    assert [r["event"] for r in rows].count("rollback") == len(attempts)
+    # t=0 fails (back-off 30 s), t>=30 fails (60 s), t>=90 fails (120 s): 3 in 150 s
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert len(attempts) == 3, attempts
+    assert gaps[0] >= 30.0 and gaps[1] >= 60.0, gaps
+    double.wait_for(lambda: len(double.app_pods(NS, "web")) == 2, 5)
+    assert in_flight_markers(double, NS) == {}
+
+
+def test_rate_limit_counts_a_move_before_it_is_carried_out(
+    double: KubeDouble, api: KubeApi, tmp_path: Path
+) -> None:
+    seen: list[int] = []
+    with PolicyStub(by_service([("web", "node-c")])) as stub:
+        loop, _ = _loop(_config(max_step=1), api, stub, tmp_path, live=False)
+
+        class Counting(DryRunActuator):
+            def apply(self, action: Any) -> None:
+                seen.append(len(loop.rate.times))
+                super().apply(action)
+
+        loop.actuator = Counting(tmp_path / "plan.jsonl")
+        assert loop.run_once() == 0
+    assert seen == [1]
