@@ -13,11 +13,9 @@ of per-seed percentiles and hide the spread.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
@@ -28,15 +26,6 @@ from policies.params import Weights, get_weights, set_weights
 from policies.runs import SCORE, baseline_names, evaluate_detailed, make_training_env
 
 log = logging.getLogger(__name__)
-
-
-def mean_metrics(per_seed: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over seeds (NaN where a seed lacks it)."""
-    names = sorted({name for row in per_seed for name in row})
-    return {
-        name: float(np.mean([row.get(name, math.nan) for row in per_seed]))
-        for name in names
-    }
 
 
 class ServerEvaluator:
