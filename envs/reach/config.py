@@ -14,6 +14,7 @@ _CHOICES = {
     "placement": ("kubernetes", "random"),
     "replicas": ("uniform", "max"),
     "migration_cost_growth": ("growing", "constant"),
+    "reward_unit": ("ms", "qos"),
 }
 
 
@@ -59,6 +60,12 @@ class RescheduleConfig:
     migration_cost_growth: str = "growing"
     """``growing``: penalty = ``migration_cost`` x moves so far (6aa794e);
     ``constant``: penalty = ``migration_cost`` (6672c0a)."""
+    reward_unit: str = "ms"
+    """``ms``: the reward in milliseconds, as REACH; ``qos``: the same reward
+    divided by the QoS threshold (mean of the endpoints' ``qos``), so its scale is
+    the same on every config set (the learner's value loss otherwise dwarfs its
+    policy loss under one gradient-norm clip). Latency figures and the migration
+    cost's meaning are unchanged."""
     slo_penalty: float = 0.0
     """Extension: penalty per step times the fraction of endpoints over their QoS
     target after the step (0 = off, REACH)."""

@@ -880,7 +880,7 @@ def _step_one(
         after = fr[scal + rl.SC_LATENCY]
         slo = sf[params + rl.PR_SLO_PENALTY] * fr[scal + rl.SC_VIOLATION]
     fr[o_info + rl.INFO_SLO_PENALTY] = slo
-    reward = (before - after) - cost - slo
+    reward = ((before - after) - cost - slo) * sf[params + rl.PR_REWARD_SCALE]
     fr[o_info + rl.INFO_REWARD] = reward
     fr[o_info + rl.INFO_LAT_EVENTS] = fr[scal + rl.SC_LATENCY]
     fr[o_info + rl.INFO_RPS_SCALE] = fr[scal + rl.SC_RPS_SCALE]

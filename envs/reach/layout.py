@@ -139,8 +139,9 @@ O_ISCAL = HI_FIELDS + 2 * (N_IF + N_FF + N_DF + DI_ISCAL)
 # params (static float scalars)
 (PR_MIGRATION_COST, PR_SLO_PENALTY, PR_QUEUE_CAP, PR_RESPONSE_RATIO, PR_FAILURE_PROB,
  PR_FAILURE_SLOW, PR_DEGRADE_PROB, PR_DEGRADE_MAX, PR_RECOVERY_PROB, PR_SURGE_PROB,
- PR_SURGE_MAX, PR_QOS_MEAN, PR_CPU_SCALE, PR_MEM_SCALE) = range(14)  # fmt: skip
-N_PARAMS = 14
+ PR_SURGE_MAX, PR_QOS_MEAN, PR_CPU_SCALE, PR_MEM_SCALE,
+ PR_REWARD_SCALE) = range(15)  # fmt: skip
+N_PARAMS = 15
 # dynamic float scalars
 (SC_LATENCY, SC_RPS_SCALE, SC_VIOLATION, SC_EP_RETURN, SC_EP_START, SC_EP_BEST,
  SC_LAST_RETURN, SC_LAST_START, SC_LAST_END, SC_LAST_BEST) = range(10)  # fmt: skip
@@ -426,6 +427,8 @@ def build_layout(config: ReachConfig, settings: RescheduleConfig) -> Layout:
     params[PR_QOS_MEAN] = config.app.qos if config.app.qos > 0 else 1.0
     params[PR_CPU_SCALE] = max(max(node.cpu_choices) for node in nodes) or 1.0
     params[PR_MEM_SCALE] = max(max(node.memory_choices) for node in nodes) or 1.0
+    qos_unit = settings.reward_unit == "qos"
+    params[PR_REWARD_SCALE] = 1.0 / params[PR_QOS_MEAN] if qos_unit else 1.0
 
     # --- pack static arrays
     ints = _Packer(np.int64)

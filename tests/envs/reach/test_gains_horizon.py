@@ -1,4 +1,4 @@
-"""Two env switches: the move-gain observation block and fixed-horizon episodes.
+"""Env switches: the move-gain observation, fixed-horizon episodes, reward units.
 
 Gains are checked against the plain-Python model (each valid move applied to a
 snapshot and evaluated by :func:`envs.reach.reference.end_to_end_latency`); the
@@ -118,3 +118,20 @@ def test_horizon_episodes_wait_on_stop_and_telescope_the_latency() -> None:
         drop = start[i] - core.latency(i)
         assert total[i] == pytest.approx(drop - charges[i], rel=1e-9, abs=1e-9)
         assert core.episode_info(i)["l"] == horizon
+
+
+def test_qos_reward_unit_divides_the_reward_and_nothing_else() -> None:
+    config = generate(9, 20, seed=5).to_config("chain")
+    settings = dataclasses.replace(EVENTS, migration_cost=0.7)
+    ms = ReachCore(config, settings, 4)
+    qos = ReachCore(config, dataclasses.replace(settings, reward_unit="qos"), 4)
+    ms.reset(seed=1)
+    qos.reset(seed=1)
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        acts = np.where(ms.mask, rng.random(ms.mask.shape), -1.0).argmax(axis=1)
+        a, b = ms.step(acts), qos.step(acts)
+        np.testing.assert_array_equal(a.obs, b.obs)
+        for i in range(ms.num_envs):
+            expected = ms.step_info(i)["reward"] / config.app.qos
+            assert qos.step_info(i)["reward"] == pytest.approx(expected, rel=1e-12)
