@@ -9,8 +9,10 @@ as is) or by service. Recording rules with the same expressions ship in
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import re
 import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
@@ -24,6 +26,27 @@ from hooks.config import InstanceMap, NodeForm, PrometheusConfig
 from hooks.errors import HookError, classify
 
 GIB = 1024**3
+_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)\Z", re.S)
+"""How ``prometheus-api-client`` words a non-200 answer (status, repr of the body)."""
+
+
+def api_error(err: PrometheusApiClientException) -> tuple[int | None, str]:
+    """The HTTP status and Prometheus's own ``errorType: error`` of a refused query.
+
+    A 400 (``bad_data``: malformed PromQL) or 422 (``execution``) is the query's
+    fault and permanent; 429/5xx are transient (:func:`~hooks.errors.classify`).
+    """
+    match = _STATUS.match(str(err))
+    if match is None:
+        return None, str(err)
+    status, body = int(match[1]), match[2]
+    try:
+        raw = ast.literal_eval(body)
+        data = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        reason = f"{data['errorType']}: {data['error']}"
+    except (ValueError, SyntaxError, TypeError, KeyError, AttributeError):
+        reason = body
+    return status, reason
 
 
 def _ksm_free(resource: str, unit: str) -> str:
@@ -94,11 +117,17 @@ class PrometheusAdapter:
 
     @classmethod
     def from_config(cls, cfg: PrometheusConfig, retries: int = 2) -> PrometheusAdapter:
-        """A client for ``cfg.url`` with bounded retries and the timeout."""
+        """A client for ``cfg.url`` with bounded retries and the timeout.
+
+        Raises:
+            ValueError: a timeout that is not a positive number of seconds.
+        """
+        if not cfg.timeout > 0:
+            raise ValueError(f"prometheus.timeout: expected > 0 s, got {cfg.timeout}")
         retry = Retry(total=retries, backoff_factor=0.5,
                       status_forcelist=[408, 429, 500, 502, 503, 504])  # fmt: skip
-        client = PrometheusConnect(
-            url=cfg.url, disable_ssl=True, retry=retry, timeout=int(cfg.timeout)
+        client = PrometheusConnect(  # requests takes a float: 0.5 s stays 0.5 s
+            url=cfg.url, disable_ssl=True, retry=retry, timeout=cfg.timeout
         )
         return cls(client, cfg)
 
@@ -107,7 +136,8 @@ class PrometheusAdapter:
         try:
             result: list[dict[str, Any]] = self.client.custom_query(promql)
         except PrometheusApiClientException as err:
-            raise classify(f"query {promql}", None, str(err)) from err
+            status, reason = api_error(err)
+            raise classify(f"query {promql}", status, reason) from err
         except OSError as err:
             raise classify(f"Prometheus {self.cfg.url}", None, str(err)) from err
         return result

@@ -366,7 +366,7 @@ class PodMigrator:
         replacement = replacement_name(rs_name, mid)
         log.info("migration %s: %s/%s -> %s", mid, ns, source, action.target_node)
         try:
-            pod = self._mark_source(ns, source, mid, rs_name, pre.pod)
+            pod, pre = self._mark_source(action, mid, pre)
             self.checkpoint("mark-source")
             self._create_replacement(action, mid, replacement, pod, pre.replicaset)
             self.checkpoint("create-replacement")
@@ -422,18 +422,24 @@ class PodMigrator:
         )  # fmt: skip
 
     def _mark_source(
-        self, ns: str, name: str, mid: str, rs_name: str, pod: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Label the source under its ``resourceVersion``; re-read on a conflict."""
-        obj, uid = _obj(ns, name), pod["metadata"]["uid"]
-        current: dict[str, Any] | None = dict(pod)
+        self, action: MigratePod, mid: str, pre: Preflight
+    ) -> tuple[dict[str, Any], Preflight]:
+        """Label the source under its ``resourceVersion``.
+
+        A conflict means the pod changed since the guard rails read it: every guard
+        rail (pod, ReplicaSet, in-flight, PodDisruptionBudgets, target) is checked
+        again on fresh reads before the next try.
+
+        Returns:
+            the marked pod and the guard rails' latest reads.
+        """
+        ns, name = action.namespace, action.pod
+        obj, uid = _obj(ns, name), pre.pod["metadata"]["uid"]
+        rs_name = pre.replicaset["metadata"]["name"]
         for _ in range(self.api.retry.attempts):
-            if current is None or current["metadata"].get("uid") != uid:
+            current = pre.pod
+            if current["metadata"].get("uid") != uid:
                 raise GuardRailError(obj, "the pod was replaced meanwhile")
-            if markers.MIGRATION in _labels(current):
-                raise GuardRailError(obj, "a migration of this pod is in flight")
-            if current["metadata"].get("deletionTimestamp"):
-                raise GuardRailError(obj, "the pod is terminating")
             annotations = current["metadata"].get("annotations") or {}
             body = {
                 "metadata": {
@@ -454,12 +460,14 @@ class PodMigrator:
                 marked: dict[str, Any] = self.api.to_dict(
                     self._patch(ns, name, body, handle={409})
                 )
-                return marked
+                return marked, pre
             except PermanentHookError as err:
                 if err.status != 409:
                     raise
-                log.warning("%s changed meanwhile (409); re-reading", obj)
-            current = self._read_pod(ns, name)
+                log.warning("%s changed meanwhile (409); checking again", obj)
+            pre = self.preflight(action)
+            if pre.replicaset["metadata"]["name"] != rs_name:
+                raise GuardRailError(obj, "the pod changed owner meanwhile")
         raise TransientHookError(obj, 409, "the pod kept changing (conflicts)")
 
     def _create_replacement(

@@ -8,7 +8,13 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from hooks.errors import HookError, RetryPolicy, classify, with_retries
+from hooks.errors import (
+    HookError,
+    PermanentHookError,
+    RetryPolicy,
+    classify,
+    with_retries,
+)
 
 POLICY_API_KEY_ENV = "POLICY_API_KEY"
 """Environment variable holding the policy server's key (sent as ``X-API-Key``);
@@ -47,7 +53,13 @@ class PolicyClient:
             self.url, data=json.dumps(payload).encode(), headers=headers, method="POST"
         )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            data: dict[str, Any] = json.loads(response.read())
+            text = response.read()
+        try:
+            data: dict[str, Any] = json.loads(text)
+        except ValueError:
+            raise PermanentHookError(
+                f"policy {self.url}", 200, f"expected a JSON answer, got {text!r:.80}"
+            ) from None
         return data
 
     def _translate(self, exc: BaseException) -> HookError | None:
@@ -68,12 +80,32 @@ class PolicyClient:
             HookError: the server refused the state (4xx) or stayed unreachable.
         """
         data = with_retries(lambda: self._post(payload), self._translate, self.retry)
-        try:
-            return Decision(
-                str(data["pod_name"]), str(data["target_node"]), bool(data["is_stop"])
+        return parse_decision(data, f"policy {self.url}")
+
+
+_FIELDS = (("pod_name", str, "a string"), ("target_node", str, "a string"),
+           ("is_stop", bool, "a JSON boolean (true or false)"))  # fmt: skip
+
+
+def parse_decision(data: Any, obj: str) -> Decision:
+    """REACH's answer, each field of its JSON type (``"false"`` is not a stop flag).
+
+    Raises:
+        PermanentHookError: naming the field, what it should be and what came.
+    """
+    if not isinstance(data, dict):
+        raise PermanentHookError(obj, 200, f"expected a JSON object, got {data!r:.80}")
+    for name, kind, what in _FIELDS:
+        if name not in data:
+            raise PermanentHookError(
+                obj, 200, f"{name}: expected {what} in the answer, got no such field"
             )
-        except (KeyError, TypeError) as err:
-            raise HookError(
-                f"policy {self.url}", 200,
-                f"expected pod_name, target_node, is_stop in the answer, got {data}",
-            ) from err  # fmt: skip
+        if not isinstance(data[name], kind):
+            got = f"{data[name]!r:.80}"
+            raise PermanentHookError(obj, 200, f"{name}: expected {what}, got {got}")
+    decision = Decision(data["pod_name"], data["target_node"], data["is_stop"])
+    if not decision.is_stop and not (decision.pod_name and decision.target_node):
+        raise PermanentHookError(
+            obj, 200, "pod_name, target_node: expected both for a move (is_stop false)"
+        )
+    return decision

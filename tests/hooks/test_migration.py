@@ -19,6 +19,7 @@ from hooks.kubernetes.migration import (
     GuardRailError,
     MigrationFailed,
     PodMigrator,
+    Preflight,
     Timeouts,
 )
 from tests.hooks.conftest import NS, fast_api
@@ -169,7 +170,13 @@ def test_a_conflict_is_retried_after_reading_again(
     _assert_migrated(double, action, uid)
     seq = sequence(double)
     first = seq.index(f"PATCH {src}")
-    assert seq[first : first + 3] == [f"PATCH {src}", f"GET {src}", f"PATCH {src}"]
+    second = seq.index(f"PATCH {src}", first + 1)
+    # between the two tries, every guard rail is read again: the pod, PDBs, target
+    again = seq[first + 1 : second]
+    assert again[0] == f"GET {src}"
+    assert f"GET /apis/policy/v1/namespaces/{NS}/poddisruptionbudgets" in again
+    assert "GET /api/v1/nodes" in again
+    assert all(s.startswith("GET ") for s in again)
     post = seq.index(f"POST /api/v1/namespaces/{NS}/pods")
     new = f"/api/v1/namespaces/{NS}/pods/{result.replacement}"
     # the create answered 409: is the pod ours (a lost answer)? not there: create
@@ -178,6 +185,45 @@ def test_a_conflict_is_retried_after_reading_again(
         f"GET {new}",
         f"POST /api/v1/namespaces/{NS}/pods",
     ]
+
+
+@pytest.mark.parametrize("change", ["pdb", "cordon"])
+def test_a_conflict_checks_every_guard_rail_again(
+    double: KubeDouble, api: KubeApi, change: str
+) -> None:
+    """The pod changes between the guard rails and the mark, and so does the rest.
+
+    The 409 of the mark is real (someone labelled the pod); meanwhile a
+    PodDisruptionBudget allowing no disruption appears, or the target is cordoned.
+    The second try must see it and refuse, before anything is created.
+    """
+    action = _move(double)
+    uid = double.get("Pod", NS, action.pod)["metadata"]["uid"]
+
+    class Racing(PodMigrator):
+        raced = False
+
+        def preflight(self, action: MigratePod, view: object = None) -> Preflight:
+            pre = super().preflight(action, view)  # type: ignore[arg-type]
+            if not self.raced:  # after the first reads: someone else acts
+                self.raced = True
+                api.core.patch_namespaced_pod(
+                    action.pod, NS, {"metadata": {"labels": {"touched": "yes"}}}
+                )
+                if change == "pdb":
+                    double.add_pdb(NS, "web-pdb", {"app": "web"}, 0)
+                else:
+                    double.set_node("node-c", unschedulable=True)
+            return pre
+
+    double.requests.clear()
+    reason = "allows no disruption" if change == "pdb" else "is cordoned"
+    with pytest.raises(GuardRailError, match=reason):
+        Racing(api, FAST).migrate(action)
+    src = f"/api/v1/namespaces/{NS}/pods/{action.pod}"
+    writes = [f"{r.method} {r.path}" for r in double.mutating()]
+    assert writes == [f"PATCH {src}", f"PATCH {src}"]  # the change, the refused mark
+    _assert_untouched(double, action, uid)
 
 
 def test_throttling_is_retried_with_backoff(double: KubeDouble, api: KubeApi) -> None:

@@ -9,11 +9,16 @@ and the exporter computes it a little later, by a lag that varies with the load
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -21,7 +26,7 @@ from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from hooks.config import InstanceMap, NodeForm, PrometheusConfig
-from hooks.errors import TransientHookError
+from hooks.errors import PermanentHookError, TransientHookError
 from hooks.prometheus import PrometheusAdapter, queries
 from tests.hooks.policy_stub import free_port
 from tests.hooks.prom_fixtures import (
@@ -315,3 +320,82 @@ def test_recording_rules_are_the_adapters_queries() -> None:
         "service_node:http_request_duration_seconds:mean1m": q["latency_mean_by_node"],
     }
     assert all(re.search(r"\[1m\]", expr) for expr in rules.values() if "rate(" in expr)
+
+
+# ---------------------------------------------------------------- error classes
+
+
+class _Canned(BaseHTTPRequestHandler):
+    """``/api/v1/query`` answering ``status`` with ``body`` after ``delay`` s."""
+
+    status = 200
+    body: ClassVar[dict[str, Any]] = {}
+    delay = 0.0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay)
+        data = json.dumps(self.body).encode()
+        with contextlib.suppress(OSError):  # the client may have given up
+            self.send_response(self.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+
+@contextlib.contextmanager
+def _serving(status: int, body: dict[str, Any], delay: float = 0.0) -> Iterator[str]:
+    handler = type("Handler", (_Canned,), {"status": status, "body": body,
+                                           "delay": delay})  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_prometheus
+def test_malformed_promql_is_permanent_with_prometheus_reason(
+    prometheus: Prometheus,
+) -> None:
+    adapter = PrometheusAdapter.from_config(
+        PrometheusConfig(url=prometheus.url, timeout=5.0), retries=0
+    )
+    with pytest.raises(PermanentHookError) as caught:
+        adapter.query("sum by (node (up)")
+    assert caught.value.status == 400
+    assert caught.value.reason.startswith("bad_data: ")
+    assert "parse error" in caught.value.reason
+
+
+def test_a_server_error_stays_transient_and_a_422_is_permanent() -> None:
+    body = {"status": "error", "errorType": "unavailable", "error": "shutting down"}
+    with _serving(503, body) as url:
+        adapter = PrometheusAdapter.from_config(PrometheusConfig(url=url), retries=0)
+        with pytest.raises(TransientHookError):
+            adapter.query("up")
+    body = {"status": "error", "errorType": "execution", "error": "many-to-many"}
+    with _serving(422, body) as url:
+        adapter = PrometheusAdapter.from_config(PrometheusConfig(url=url), retries=0)
+        with pytest.raises(PermanentHookError, match="HTTP 422: execution: many-to"):
+            adapter.query("up")
+
+
+def test_a_sub_second_timeout_is_kept() -> None:
+    answer = {"status": "success", "data": {"resultType": "vector", "result": []}}
+    with _serving(200, answer, delay=2.0) as url:
+        adapter = PrometheusAdapter.from_config(
+            PrometheusConfig(url=url, timeout=0.5), retries=0
+        )
+        started = time.monotonic()
+        with pytest.raises(TransientHookError, match="no HTTP answer"):
+            adapter.query("up")
+        assert time.monotonic() - started < 1.5  # gave up after 0.5 s, not 2 s
+    with pytest.raises(ValueError, match=r"prometheus\.timeout: expected > 0 s, got 0"):
+        PrometheusAdapter.from_config(PrometheusConfig(url=url, timeout=0.0))
