@@ -406,11 +406,12 @@ def pareto_front(
 # ---------------------------------------------------------------- per-region gain
 
 
-def region_gain_plot(gains: pd.DataFrame, out: Path) -> list[Path]:
-    """Per region: each strategy's mean normalised score minus the reference's."""
+def region_gain_plot(
+    gains: pd.DataFrame, out: Path, reference: str = "local"
+) -> list[Path]:
+    """Per region: each group's mean normalised score minus its reference's."""
     if gains.empty:
         return []
-    reference = str(gains["reference"].iloc[0])
     tasks = list(dict.fromkeys(gains["region"]))
     groups = list(dict.fromkeys(gains["group"]))
     width = 0.8 / max(len(groups), 1)

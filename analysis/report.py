@@ -156,16 +156,15 @@ def write_report(
             "",
         ]
     if not gains.empty:
-        reference = str(gains["reference"].iloc[0])
         body = [
-            [r.region, r.group, interval(r.gain, r.ci_low, r.ci_high)]
+            [r.region, r.group, r.reference, interval(r.gain, r.ci_low, r.ci_high)]
             for r in gains.itertuples(index=False)
         ]
         parts += [
-            f"## Per-region gain over {reference} (normalised score, difference of "
-            "means over training seeds)",
+            "## Per-region gain (normalised score, difference of means over "
+            "training seeds)",
             "",
-            markdown_table(["region", "policy", "gain"], body),
+            markdown_table(["region", "policy", "over", "gain"], body),
             "",
         ]
     if not pareto.empty:

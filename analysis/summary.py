@@ -250,6 +250,24 @@ def summary_table(
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
+def reference_of(group: str, reference: str, groups: set[str]) -> str | None:
+    """The group that ``group`` is compared with (None: none).
+
+    ``reference`` itself or, for sweep cells such as
+    ``scenario.heterogeneity=2.0,strategy=fedavg``, the same cell with
+    ``strategy=<reference>``.
+    """
+    if reference in groups:
+        return reference if group != reference else None
+    items = group.split(",")
+    swapped = [
+        f"strategy={reference}" if item.startswith("strategy=") else item
+        for item in items
+    ]
+    candidate = ",".join(swapped)
+    return candidate if candidate != group and candidate in groups else None
+
+
 def region_gains(
     collected: Collected,
     reference: str = "local",
@@ -257,18 +275,22 @@ def region_gains(
     reps: int = DEFAULT_REPS,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per task: each group's mean minus ``reference``'s, over training seeds."""
+    """Per task: each group's mean minus its reference's, over training seeds.
+
+    The reference is the ``reference`` group or, in a sweep that crosses strategies
+    with another factor, the same cell trained with ``strategy=<reference>``.
+    """
     scores = task_scores(collected)
     if scores.empty or column not in scores:
         return pd.DataFrame()
     scores = scores[scores["complete"] == 1].dropna(subset=[column])
-    if reference not in set(scores["group"]):
-        return pd.DataFrame()
+    groups = {str(g) for g in scores["group"].unique()}
     rows = []
     for task, part in scores.groupby("task"):
-        ref = part.loc[part["group"] == reference, column].to_numpy()
         for group, mine in part.groupby("group"):
-            if group == reference or not len(ref):
+            ref_group = reference_of(str(group), reference, groups)
+            ref = part.loc[part["group"] == ref_group, column].to_numpy()
+            if ref_group is None or not len(ref):
                 continue
             point, low, high = difference_of_means(
                 mine[column].to_numpy(), ref, reps=reps, seed=seed
@@ -278,7 +300,7 @@ def region_gains(
                     "task": task,
                     "region": mine["region"].iloc[0],
                     "group": group,
-                    "reference": reference,
+                    "reference": ref_group,
                     "metric": column,
                     "gain": point,
                     "ci_low": low,

@@ -65,7 +65,7 @@ def make_all(
     ):
         files, pareto = figures.pareto_front(collected, out)
         written += files
-    written += figures.region_gain_plot(gains, out)
+    written += figures.region_gain_plot(gains, out, gain_reference)
     written += figures.reschedule_plot(collected, out)
     for name, frame in (
         ("summary.csv", summary),

@@ -156,3 +156,23 @@ def test_the_demo_figures_of_one_run_folder(tmp_path: Path) -> None:
     report = (run / "figures" / "results.md").read_text()
     expected = normalised_scores("fedavg", (0,)).mean()
     assert f"| fedavg | 1 train seed | 2 | {expected:.3f} | {expected:.3f} |" in report
+
+
+def test_a_sweep_cell_is_compared_with_the_same_cell_trained_locally() -> None:
+    from analysis.summary import reference_of
+
+    groups = {
+        "scenario.heterogeneity=0.0,strategy=fedavg",
+        "scenario.heterogeneity=0.0,strategy=local",
+        "scenario.heterogeneity=2.0,strategy=fedavg",
+    }
+    assert (
+        reference_of("scenario.heterogeneity=0.0,strategy=fedavg", "local", groups)
+        == "scenario.heterogeneity=0.0,strategy=local"
+    )
+    assert (
+        reference_of("scenario.heterogeneity=2.0,strategy=fedavg", "local", groups)
+        is None
+    )
+    assert reference_of("fedavg", "local", {"fedavg", "local"}) == "local"
+    assert reference_of("local", "local", {"fedavg", "local"}) is None
