@@ -3,22 +3,26 @@
 Capacity comes from the placement service (inventories and usages: hypervisor
 detail lost ``vcpus``/``memory_mb`` at compute microversion 2.88): free =
 (total - reserved) x allocation_ratio - used. :func:`plan_server` turns the policy's
-choice of a pool into a :class:`~hooks.actions.PlaceServer` with the availability
-zone of the aggregate hosting that pool and scheduler hints; :class:`ServerPlacer`
-creates the Neutron port, boots on it, and deletes the server and the port if the
-boot fails.
+choice of a pool into a :class:`~hooks.actions.PlaceServer` that lands on a host of
+the aggregate hosting that pool: through the aggregate's own availability zone, or
+through the flavor's ``aggregate_instance_extra_specs`` (Nova's
+AggregateInstanceExtraSpecsFilter); anything else is refused rather than booted
+somewhere else. :class:`ServerPlacer` creates the Neutron port, boots on it, and
+deletes the server and the port if the boot fails (each clean-up step is tried
+even if another fails, and the original error is the one raised).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openstack
+import yaml
 from openstack import exceptions as os_exc
 
 from hooks.actions import PlaceServer
@@ -36,6 +40,12 @@ from hooks.mode import DryRunActuator, LiveActuator, make_actuator, resolve_mode
 
 log = logging.getLogger(__name__)
 
+EXTRA_SPEC_SCOPE = "aggregate_instance_extra_specs"
+"""Flavor extra-spec prefix AggregateInstanceExtraSpecsFilter matches against
+aggregate metadata (``aggregate_instance_extra_specs:<key>=<value>``)."""
+DEFAULT_ZONE = "nova"
+"""Nova's ``default_availability_zone``: where hosts in no zoned aggregate live."""
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -46,10 +56,48 @@ class Capacity:
     disk_gb: float
 
 
-def find_credentials(cfg: OpenStackConfig, environ: Mapping[str, str]) -> str | None:
-    """``clouds.yaml`` entry or ``OS_AUTH_URL`` (None: dry-run only)."""
-    if cfg.cloud or environ.get("OS_CLOUD"):
-        return f"clouds.yaml entry {cfg.cloud or environ['OS_CLOUD']}"
+def clouds_yaml_files(environ: Mapping[str, str]) -> list[Path]:
+    """Where the SDK looks for ``clouds.yaml``, in its order of precedence."""
+    home = Path(environ.get("HOME", "~")).expanduser()
+    config = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    files = [Path(environ["OS_CLIENT_CONFIG_FILE"])] if environ.get(
+        "OS_CLIENT_CONFIG_FILE") else []  # fmt: skip
+    files += [Path.cwd() / "clouds.yaml", config / "openstack" / "clouds.yaml",
+              Path("/etc/openstack/clouds.yaml")]  # fmt: skip
+    return files
+
+
+def _cloud_entry(name: str, files: Sequence[Path]) -> Path | None:
+    """The first ``clouds.yaml`` of ``files`` that defines cloud ``name``."""
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        clouds = data.get("clouds") if isinstance(data, dict) else None
+        if isinstance(clouds, dict) and name in clouds:
+            return path
+    return None
+
+
+def find_credentials(
+    cfg: OpenStackConfig,
+    environ: Mapping[str, str],
+    files: Sequence[Path] | None = None,
+) -> str | None:
+    """A ``clouds.yaml`` entry that exists, or ``OS_AUTH_URL`` (None: dry-run only).
+
+    ``OS_CLOUD`` (or ``openstack.cloud``) only names an entry: it counts when a
+    ``clouds.yaml`` of the SDK's search path defines that cloud.
+    """
+    name = cfg.cloud or environ.get("OS_CLOUD", "")
+    if name:
+        looked = files if files is not None else clouds_yaml_files(environ)
+        path = _cloud_entry(name, looked)
+        if path is not None:
+            return f"clouds.yaml entry {name} ({path})"
+        log.warning("openstack: cloud %r is named but no clouds.yaml defines it "
+                    "(looked in %s)", name, ", ".join(map(str, looked)))  # fmt: skip
     if environ.get("OS_AUTH_URL"):
         return "OS_* variables"
     return None
@@ -99,6 +147,37 @@ def placement_capacity(conn: Any) -> dict[str, Capacity]:
     return out
 
 
+@dataclass(frozen=True)
+class PlacementState:
+    """What :func:`plan_server` needs to know, read once."""
+
+    aggregates: list[Any]
+    capacity: Mapping[str, Capacity]
+    flavor_extra_specs: Mapping[str, str] = field(default_factory=dict)
+
+
+def read_placement(conn: Any, cfg: OpenStackConfig) -> PlacementState:
+    """Aggregates, placement capacity and the configured flavor's extra specs."""
+    flavor = conn.compute.find_flavor(
+        cfg.flavor, ignore_missing=False, get_extra_specs=True
+    )
+    return PlacementState(
+        list(conn.compute.aggregates()),
+        placement_capacity(conn),
+        dict(flavor.extra_specs or {}),
+    )
+
+
+def _zone_hosts(zone: str, aggregates: list[Any], known: set[str]) -> set[str]:
+    """Every host Nova may pick for ``availability_zone=zone``."""
+    hosts = {h for a in aggregates if a.availability_zone == zone
+             for h in a.hosts or []}  # fmt: skip
+    if zone == DEFAULT_ZONE:  # hosts in no zoned aggregate are in the default zone
+        zoned = {h for a in aggregates if a.availability_zone for h in a.hosts or []}
+        hosts |= known - zoned
+    return hosts
+
+
 def plan_server(
     cfg: OpenStackConfig,
     name: str,
@@ -107,41 +186,73 @@ def plan_server(
     capacity: Mapping[str, Capacity],
     vcpus: float,
     memory_mb: float,
+    flavor_extra_specs: Mapping[str, str] | None = None,
 ) -> PlaceServer:
     """Where to boot ``name`` for a decision that chose ``pool`` (pure).
 
-    The aggregate whose metadata ``<pool_metadata_key>=<pool>`` names the pool
-    gives the availability zone; at least one of its hosts must have room by
-    placement's numbers, so Nova's filters are asked only what can succeed. The
-    configured scheduler hints (``group``, ``different_host``, ...) are passed on.
+    The aggregate whose metadata ``<pool_metadata_key>=<pool>`` names the pool must
+    be the one Nova picks from. Either the flavor carries
+    ``aggregate_instance_extra_specs:<key>=<pool>`` (AggregateInstanceExtraSpecsFilter
+    keeps the server on such aggregates), or the aggregate's availability zone holds
+    no host outside it (the zone is then the aggregate). At least one of the
+    aggregate's own hosts must have room by placement's numbers, so Nova's filters
+    are asked only what can succeed. The configured scheduler hints (``group``,
+    ``different_host``, ...) are passed on.
 
     Raises:
-        RefusedError: no aggregate hosts the pool, or none of its hosts fits.
+        RefusedError: no aggregate hosts the pool, nothing pins a server to it, or
+            none of its hosts fits.
     """
     key = cfg.pool_metadata_key
+    obj = f"Server {cfg.project}/{name}"
     chosen = [a for a in aggregates if (a.metadata or {}).get(key) == pool]
     if not chosen:
         raise RefusedError(
-            f"Server {cfg.project}/{name}",
-            f"expected an aggregate with metadata {key}={pool}, found none",
+            obj, f"expected an aggregate with metadata {key}={pool}, found none"
         )
     aggregate = chosen[0]
+    members = set(aggregate.hosts or [])
+    spec = f"{EXTRA_SPEC_SCOPE}:{key}"
+    zone = aggregate.availability_zone or None
+    if (flavor_extra_specs or {}).get(spec) != pool:
+        outside = (
+            sorted(_zone_hosts(zone, aggregates, set(capacity)) - members)
+            if zone else []
+        )  # fmt: skip
+        if not zone or outside:
+            where = (f"its zone {zone} also holds {', '.join(outside)}" if zone
+                     else "it has no availability zone")  # fmt: skip
+            raise RefusedError(
+                obj,
+                f"expected a way to keep the server on aggregate {aggregate.name} "
+                f"({where}): give flavor {cfg.flavor} the extra spec {spec}={pool} "
+                "(AggregateInstanceExtraSpecsFilter) or the aggregate a zone of its "
+                "own",
+            )
     hosts = [
-        h for h in aggregate.hosts or []
+        h for h in sorted(members)
         if h in capacity and capacity[h].vcpus >= vcpus
         and capacity[h].memory_mb >= memory_mb
     ]  # fmt: skip
     if not hosts:
         raise RefusedError(
-            f"Server {cfg.project}/{name}",
+            obj,
             f"expected a host of aggregate {aggregate.name} with {vcpus:g} vCPU and "
             f"{memory_mb:g} MB free (placement), found none",
         )
     return PlaceServer(
         project=cfg.project, name=name, image=cfg.image, flavor=cfg.flavor,
-        network=cfg.network, availability_zone=aggregate.availability_zone,
+        network=cfg.network, availability_zone=zone,
         aggregate=aggregate.name, scheduler_hints=dict(cfg.scheduler_hints),
     )  # fmt: skip
+
+
+def _noted(err: HookError, note: str) -> HookError:
+    """``err`` (same class and status) with ``note`` appended to its reason."""
+    reason = f"{err.reason}; {note}"
+    if isinstance(err, TransientHookError):
+        return TransientHookError(err.obj, err.status, reason, err.delay)
+    return PermanentHookError(err.obj, err.status, reason)
 
 
 def _create_errors(obj: str) -> Callable[[BaseException], HookError | None]:
@@ -203,8 +314,14 @@ class ServerPlacer:
                     network_id=network.id, name=port_name),
                 _create_errors(f"Port {action.project}/{port_name}"), self.retry,
             )  # fmt: skip
-        except HookError:
-            self._delete_port_named(port_name, network.id)
+        except HookError as err:
+            try:
+                self._delete_port_named(port_name, network.id)
+            except Exception as exc:  # the create's error is the one to report
+                log.error("rollback: port %s not looked up or deleted: %s",
+                          port_name, exc)  # fmt: skip
+                note = f"clean-up failed: port {port_name} may be left ({exc})"
+                raise _noted(err, note) from err
             raise
         server = None
         try:
@@ -223,20 +340,43 @@ class ServerPlacer:
             )  # fmt: skip
         except (HookError, os_exc.SDKException) as err:
             log.error("%s failed (%s); deleting its server and port", obj, err)
-            if server is not None:
-                self.conn.compute.delete_server(server, ignore_missing=True)
-            else:
-                self._delete_servers_named(action.name)
-            self.conn.network.delete_port(port, ignore_missing=True)
+            left = self._roll_back(server, action.name, port)
+            cleanup = (
+                f"clean-up failed, left behind: {'; '.join(left)}"
+                if left else f"the server and its port {port.id} were deleted"
+            )  # fmt: skip
             if isinstance(err, HookError):
-                raise
+                raise _noted(err, cleanup) from err
             raise PermanentHookError(
-                obj, getattr(err, "status_code", None),
-                f"{err}; the server and its port {port.id} were deleted",
-            ) from err  # fmt: skip
+                obj, getattr(err, "status_code", None), f"{err}; {cleanup}"
+            ) from err
         log.info("%s ACTIVE on port %s (az %s)", obj, port.id,
                  action.availability_zone)  # fmt: skip
         return active
+
+    def _roll_back(self, server: Any, name: str, port: Any) -> list[str]:
+        """Delete the server (or any by its name) and the port; what was left.
+
+        Every step is tried whatever the one before did: a server that cannot be
+        deleted must not leak the port too, and no clean-up error replaces the
+        error that made the rollback necessary.
+        """
+        left = []
+        try:
+            if server is not None:
+                self.conn.compute.delete_server(server, ignore_missing=True)
+            else:
+                self._delete_servers_named(name)
+        except Exception as exc:  # any failure: keep going, report it
+            what = f"server {server.id}" if server is not None else f"server {name}"
+            log.error("rollback: %s not deleted: %s", what, exc)
+            left.append(f"{what} ({exc})")
+        try:
+            self.conn.network.delete_port(port, ignore_missing=True)
+        except Exception as exc:
+            log.error("rollback: port %s not deleted: %s", port.id, exc)
+            left.append(f"port {port.id} ({exc})")
+        return left
 
     def _delete_port_named(self, name: str, network_id: str) -> None:
         """A create that failed ambiguously may still have made the port."""

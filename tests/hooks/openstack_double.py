@@ -60,6 +60,7 @@ class OpenStackDouble:
         self.providers: list[Provider] = []
         self.aggregates: list[dict[str, Any]] = []
         self.flavors: list[dict[str, Any]] = []
+        self.extra_specs: dict[str, dict[str, str]] = {}
         self.networks: list[dict[str, Any]] = []
         self.ports: dict[str, dict[str, Any]] = {}
         self.servers: dict[str, dict[str, Any]] = {}
@@ -99,24 +100,30 @@ class OpenStackDouble:
         return provider
 
     def add_aggregate(
-        self, name: str, zone: str, hosts: list[str], metadata: dict[str, str]
+        self, name: str, zone: str | None, hosts: list[str], metadata: dict[str, str]
     ) -> None:
+        """An aggregate; ``zone`` None: no availability zone (Nova omits the key)."""
+        zoned = {"availability_zone": zone} if zone else {}
         self.aggregates.append({
             "id": len(self.aggregates) + 1, "uuid": str(uuid.uuid4()), "name": name,
             "availability_zone": zone, "hosts": hosts,
-            "metadata": {**metadata, "availability_zone": zone},
+            "metadata": {**metadata, **zoned},
             "created_at": "2026-01-01T00:00:00.000000", "updated_at": None,
             "deleted_at": None, "deleted": False,
         })  # fmt: skip
 
-    def add_flavor(self, name: str, vcpus: int, ram: int) -> str:
+    def add_flavor(
+        self, name: str, vcpus: int, ram: int, extra_specs: dict[str, str] | None = None
+    ) -> str:
+        """A flavor; extra specs in its body (>= 2.61) and under os-extra_specs."""
         flavor_id = str(uuid.uuid4())
         self.flavors.append({
             "id": flavor_id, "name": name, "vcpus": vcpus, "ram": ram, "disk": 10,
             "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0, "rxtx_factor": 1.0,
-            "os-flavor-access:is_public": True, "description": None, "extra_specs": {},
-            "links": [],
+            "os-flavor-access:is_public": True, "description": None,
+            "extra_specs": dict(extra_specs or {}), "links": [],
         })  # fmt: skip
+        self.extra_specs[flavor_id] = dict(extra_specs or {})
         return flavor_id
 
     def add_network(self, name: str) -> str:
@@ -287,6 +294,11 @@ class OpenStackDouble:
             return 200, {"aggregates": copy.deepcopy(self.aggregates)}, {}
         if path == "/flavors/detail" and method == "GET":
             return 200, {"flavors": copy.deepcopy(self.flavors)}, {}
+        m = re.fullmatch(r"/flavors/([^/]+)/os-extra_specs", path)
+        if m and method == "GET":
+            if m[1] not in self.extra_specs:
+                return 404, not_found, {}
+            return 200, {"extra_specs": dict(self.extra_specs[m[1]])}, {}
         m = re.fullmatch(r"/flavors/([^/]+)", path)
         if m and method == "GET":
             flavor = next((f for f in self.flavors if f["id"] == m[1]), None)

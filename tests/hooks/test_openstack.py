@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openstack
 import pytest
+import yaml
 
 from hooks.actions import PlaceServer
 from hooks.config import OpenStackConfig
@@ -19,9 +21,12 @@ from hooks.mode import DryRunActuator, LiveActuator
 from hooks.openstack import (
     Capacity,
     ServerPlacer,
+    clouds_yaml_files,
+    find_credentials,
     placement_actuator,
     placement_capacity,
     plan_server,
+    read_placement,
 )
 from tests.hooks.openstack_double import OpenStackDouble
 
@@ -200,3 +205,116 @@ def test_a_throttled_port_create_is_retried(cloud: OpenStackDouble) -> None:
     placer(PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az"))
     assert sum(str(c) == "POST /network/v2.0/ports" for c in cloud.calls) == 2
     assert len(cloud.ports) == 1 and len(cloud.servers) == 1
+
+
+# ---------------------------------------------------------------- the aggregate
+
+
+def test_the_aggregate_is_kept_through_the_flavor_or_a_zone_of_its_own(
+    cloud: OpenStackDouble,
+) -> None:
+    """Nova must pick a host of the pool's aggregate, or nothing is planned.
+
+    ``gpu-agg`` has no zone; ``shared-agg`` shares ``edge-az`` with edge-agg's hosts:
+    booting in that zone could land on cmp-2 or cmp-3. Only a flavor whose extra
+    spec pins the aggregate makes either of them a valid target.
+    """
+    conn = _connect(cloud)
+    before = read_placement(conn, CFG)
+    # edge-agg's zone holds only its own hosts: the zone is the aggregate
+    edge = plan_server(CFG, "w", "edge", before.aggregates, before.capacity, 2, 2048,
+                       before.flavor_extra_specs)  # fmt: skip
+    assert edge.availability_zone == "edge-az"
+    # room is judged on the aggregate's own hosts: cmp-1 (80 vCPU free) is no help
+    with pytest.raises(RefusedError, match="host of aggregate edge-agg with 13 vCPU"):
+        plan_server(CFG, "w", "edge", before.aggregates, before.capacity, 13, 1)
+
+    cloud.add_aggregate("gpu-agg", None, ["cmp-1"], {"frl-pool": "gpu"})
+    cloud.add_aggregate("shared-agg", "edge-az", ["cmp-1"], {"frl-pool": "shared"})
+    cloud.add_flavor("g1.pinned", 2, 2048,
+                     {"aggregate_instance_extra_specs:frl-pool": "gpu"})  # fmt: skip
+    plain = read_placement(conn, CFG)
+    assert plain.flavor_extra_specs == {}
+    for pool, why in [("gpu", "it has no availability zone"),
+                      ("shared", "its zone edge-az also holds cmp-2, cmp-3"),
+                      ("edge", "its zone edge-az also holds cmp-1")]:  # fmt: skip
+        with pytest.raises(RefusedError, match=re.escape(why)) as caught:
+            plan_server(CFG, "w", pool, plain.aggregates, plain.capacity, 1, 1,
+                        plain.flavor_extra_specs)  # fmt: skip
+        assert "aggregate_instance_extra_specs:frl-pool=" + pool in str(caught.value)
+    # the flavor's extra spec keeps a server on gpu-agg (AggregateInstanceExtraSpecs)
+    pinned_cfg = OpenStackConfig(**{**CFG.__dict__, "flavor": "g1.pinned"})
+    pinned = read_placement(conn, pinned_cfg)
+    assert pinned.flavor_extra_specs == {
+        "aggregate_instance_extra_specs:frl-pool": "gpu"
+    }
+    action = plan_server(pinned_cfg, "w", "gpu", pinned.aggregates, pinned.capacity,
+                         2, 2048, pinned.flavor_extra_specs)  # fmt: skip
+    assert (action.aggregate, action.availability_zone, action.flavor) == (
+        "gpu-agg", None, "g1.pinned")  # fmt: skip
+    assert cloud.mutating() == []
+
+
+def test_hosts_in_no_aggregate_share_the_default_zone() -> None:
+    class Agg:
+        def __init__(self, name: str, zone: str | None, hosts: list[str],
+                     pool: str) -> None:  # fmt: skip
+            self.name, self.availability_zone, self.hosts = name, zone, hosts
+            self.metadata = {"frl-pool": pool}
+
+    capacity = {h: Capacity(8, 8192, 0) for h in ("cmp-1", "cmp-2")}
+    aggregates = [Agg("a", "nova", ["cmp-1"], "p")]
+    with pytest.raises(RefusedError, match="its zone nova also holds cmp-2"):
+        plan_server(CFG, "w", "p", aggregates, capacity, 1, 1)
+    capacity.pop("cmp-2")
+    assert plan_server(CFG, "w", "p", aggregates, capacity, 1, 1).availability_zone == (
+        "nova"
+    )
+
+
+def test_a_failing_server_delete_still_deletes_the_port_and_keeps_the_error(
+    cloud: OpenStackDouble,
+) -> None:
+    cloud.knobs.fail_servers = True
+    cloud.fault("DELETE", r"/servers/[^/]+$", 500)
+    placer = ServerPlacer(_connect(cloud), wait=10.0, interval=0.02)
+    action = PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az")
+    with pytest.raises(PermanentHookError) as caught:
+        placer(action)
+    message = str(caught.value)
+    # the boot's failure is what is reported, with what the rollback left behind
+    assert message.startswith("Server frl/worker-1: ")
+    assert "ERROR" in message or "No valid host" in message, message
+    (server_id,) = cloud.servers
+    assert f"clean-up failed, left behind: server {server_id}" in message
+    assert cloud.ports == {}  # the port went anyway
+    deletes = [
+        str(c).rsplit("/", 1)[0] for c in cloud.mutating() if c.method == "DELETE"
+    ]
+    assert deletes == ["DELETE /compute/v2.1/servers", "DELETE /network/v2.0/ports"]
+
+
+def test_os_cloud_alone_is_no_credential(tmp_path: Path) -> None:
+    named = OpenStackConfig(cloud="mycloud")
+    home = tmp_path / "home"
+    clouds = home / ".config" / "openstack" / "clouds.yaml"
+    environ = {"HOME": str(home), "OS_CLOUD": "mycloud"}
+    search = [clouds]
+    assert find_credentials(OpenStackConfig(), environ, search) is None
+    assert find_credentials(named, {"HOME": str(home)}, search) is None
+    clouds.parent.mkdir(parents=True)
+    clouds.write_text(yaml.safe_dump({"clouds": {"other": {"auth": {}}}}))
+    assert find_credentials(OpenStackConfig(), environ, search) is None
+    clouds.write_text(yaml.safe_dump({"clouds": {"mycloud": {"auth": {}}}}))
+    found = find_credentials(OpenStackConfig(), environ, search)
+    assert found == f"clouds.yaml entry mycloud ({clouds})"
+    # the SDK's search path: $HOME/.config/openstack/clouds.yaml is on it
+    assert clouds in clouds_yaml_files(environ)
+    assert find_credentials(OpenStackConfig(), {"OS_AUTH_URL": "http://k"}, []) == (
+        "OS_* variables"
+    )
+    # live asked for with OS_CLOUD alone stays dry-run
+    bare = {"INTEGRATION_MODE": "live", "OS_CLOUD": "gone", "HOME": str(tmp_path)}
+    actuator = placement_actuator(OpenStackConfig(), bare, None,
+                                  connection=lambda cfg: pytest.fail("connected"))  # fmt: skip
+    assert isinstance(actuator, DryRunActuator)
