@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "hooks"
 """Where the shipped YAML files live (``conf`` is package data)."""
-SECTIONS = ("kubernetes", "migrator", "prometheus", "openstack")
+SECTIONS = ("kubernetes", "migrator", "prometheus", "openstack", "scaler")
 
 _GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
@@ -169,6 +169,16 @@ class PrometheusConfig:
     """Label naming the service on the traffic metrics."""
     node_label: str = "node"
     """Label naming the node on the traffic metrics."""
+    arrival_metric: str = "frl_requests_total"
+    """Counter of arriving two-tier requests, labelled by ``type_label`` and
+    ``origin_label`` (the scaler's request mix)."""
+    type_label: str = "request_type"
+    """Label naming the two-tier request type on ``arrival_metric``."""
+    origin_label: str = "origin"
+    """Label naming the region a request comes from on ``arrival_metric``."""
+    queue_wait_metric: str = "frl_node_queue_wait_seconds"
+    """Gauge: seconds until a core of the node is free, labelled by ``node_label``
+    with the Kubernetes node name (the two-tier state's ``queue_wait_s``)."""
 
 
 @dataclass
@@ -193,6 +203,59 @@ class OpenStackConfig:
     """Seconds a server may take to become ACTIVE before rollback."""
 
 
+class Split(enum.Enum):
+    """How the scaler turns the policy's answers into traffic shares."""
+
+    probabilities = "probabilities"
+    """Each alternative gets its probability's share (the policy's expected split;
+    live routing decides request by request as the queues change)."""
+    decisions = "decisions"
+    """The whole stream goes where the policy's (deterministic) answer says."""
+
+
+@dataclass
+class ScalerConfig:
+    """``python -m hooks.scaler``: pool replicas from the two-tier scheduler."""
+
+    mode: RunMode = RunMode.once
+    """``once`` (one cycle) or ``monitor`` (a cycle every ``interval``)."""
+    policy_url: str = "http://localhost:5000"
+    """Base URL of a two-tier policy server (``/v1/route/batch``,
+    ``/v1/schedule/batch``); ``POLICY_API_KEY`` is sent as ``X-API-Key``."""
+    policy_timeout: float = 10.0
+    """Seconds per policy request."""
+    interval: float = 60.0
+    """``monitor``: seconds between cycles."""
+    stop_after: float = 0.0
+    """``monitor``: stop after this many seconds (0 = until signalled)."""
+    pools: dict[str, str] = field(default_factory=dict)
+    """Pool (``<region>/<pool>``, the scenario's node names without ``-<i>``) ->
+    Deployment name in ``kubernetes.namespace`` (required)."""
+    per_replica_rps: float = 50.0
+    """Requests per second one replica of a pool serves."""
+    min_replicas: int = 1
+    """Fewest replicas of a pool."""
+    max_replicas: int = 20
+    """Most replicas of a pool."""
+    max_step: int = 2
+    """Most replicas added or removed per pool and cycle."""
+    split: Split = Split.probabilities
+    """``probabilities`` or ``decisions`` (see :class:`Split`)."""
+    min_share: float = 0.01
+    """Regions routed less than this share are not asked about (fewer requests)."""
+    region_label: str = "topology.frl.dev/region"
+    """Node label giving the scenario region of a Kubernetes node."""
+    node_label: str = "topology.frl.dev/two-tier-node"
+    """Node label giving the node's scenario name within its region (``cloud-1``):
+    the scenario node is ``<region>/<name>``."""
+    hpa_backoff: float = 300.0
+    """Seconds to leave a Deployment an HPA scales alone after warning."""
+    output: str = "outputs/scaler/cycles.jsonl"
+    """One JSON line per cycle: the mix, the shares, the replicas, the outcomes."""
+    plan_file: str = "outputs/scaler/plan.jsonl"
+    """Every action, dry-run or live, one JSON line each."""
+
+
 @dataclass
 class HooksConfig:
     """All hook settings."""
@@ -201,6 +264,7 @@ class HooksConfig:
     migrator: MigratorConfig = field(default_factory=MigratorConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     openstack: OpenStackConfig = field(default_factory=OpenStackConfig)
+    scaler: ScalerConfig = field(default_factory=ScalerConfig)
 
 
 def _float(name: str) -> Callable[[str], float]:
@@ -231,6 +295,22 @@ def _bool(name: str) -> Callable[[str], bool]:
         if lowered in {"0", "false", "no", "off", ""}:
             return False
         raise ValueError(f"{name}: expected true or false, got {text!r}")
+
+    return convert
+
+
+def _pairs(name: str) -> Callable[[str], dict[str, str]]:
+    def convert(text: str) -> dict[str, str]:
+        out = {}
+        for item in filter(None, (i.strip() for i in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ValueError(
+                    f"{name}: expected pool=deployment[,pool=deployment...], "
+                    f"got {item!r}"
+                )
+            out[key.strip()] = value.strip()
+        return out
 
     return convert
 
@@ -307,6 +387,21 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
         "kubernetes", "retry_base_delay", _float("HOOKS_RETRY_BASE_DELAY"),
     ),
     "OS_CLOUD": ("openstack", "cloud", str),
+    # python -m hooks.scaler
+    "HOOKS_SCALER_MODE": ("scaler", "mode", _choice("HOOKS_SCALER_MODE", RunMode)),
+    "HOOKS_SCALER_POLICY_URL": ("scaler", "policy_url", str),
+    "HOOKS_SCALER_POOLS": ("scaler", "pools", _pairs("HOOKS_SCALER_POOLS")),
+    "HOOKS_SCALER_INTERVAL": (
+        "scaler", "interval", _duration("HOOKS_SCALER_INTERVAL"),
+    ),
+    "HOOKS_SCALER_STOP_AFTER": (
+        "scaler", "stop_after", _duration("HOOKS_SCALER_STOP_AFTER"),
+    ),
+    "HOOKS_SCALER_PER_REPLICA_RPS": (
+        "scaler", "per_replica_rps", _float("HOOKS_SCALER_PER_REPLICA_RPS"),
+    ),
+    "HOOKS_SCALER_OUTPUT": ("scaler", "output", str),
+    "HOOKS_SCALER_PLAN_FILE": ("scaler", "plan_file", str),
 }  # fmt: skip
 """Environment variable -> (section, field, parser)."""
 

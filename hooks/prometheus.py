@@ -88,6 +88,11 @@ def queries(cfg: PrometheusConfig) -> dict[str, str]:
             f"sum by ({svc}, {node}) (rate({lat}_sum[{w}])) / "
             f"sum by ({svc}, {node}) (rate({lat}_count[{w}]))"
         ),
+        "arrival_rate": (
+            f"sum by ({cfg.type_label}, {cfg.origin_label}) "
+            f"(rate({cfg.arrival_metric}[{w}]))"
+        ),
+        "queue_wait": f"max by ({node}) ({cfg.queue_wait_metric})",
     }
 
 
@@ -202,6 +207,21 @@ class PrometheusAdapter:
     def request_rates(self) -> dict[str, float]:
         """Requests per second by service."""
         return self.by_label(self.q["request_rate"], self.cfg.service_label)
+
+    def arrival_rates(self) -> dict[tuple[str, str], float]:
+        """Two-tier requests per second by (request type, origin region)."""
+        out: dict[tuple[str, str], float] = {}
+        t, o = self.cfg.type_label, self.cfg.origin_label
+        for sample in self.query(self.q["arrival_rate"]):
+            value = float(sample["value"][1])
+            labels = sample["metric"]
+            if t in labels and o in labels and not math.isnan(value):
+                out[(labels[t], labels[o])] = value
+        return out
+
+    def queue_waits(self) -> dict[str, float]:
+        """Seconds until a core is free, by Kubernetes node (``queue_wait_s``)."""
+        return self.by_label(self.q["queue_wait"], self.cfg.node_label)
 
     def latency_quantile(self, q: float) -> dict[str, float]:
         """The ``q`` latency quantile (seconds) by service, ``histogram_quantile``."""

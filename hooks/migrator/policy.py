@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from hooks.errors import (
-    HookError,
-    PermanentHookError,
-    RetryPolicy,
-    classify,
-    with_retries,
-)
+from hooks.errors import PermanentHookError, RetryPolicy, with_retries
+from hooks.httpjson import post_json, translate
 
 POLICY_API_KEY_ENV = "POLICY_API_KEY"
 """Environment variable holding the policy server's key (sent as ``X-API-Key``);
@@ -45,33 +37,8 @@ class PolicyClient:
         self.retry = retry
         self.api_key = api_key
 
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:  # a policy server started with SERVING_API_KEY
-            headers["X-API-Key"] = self.api_key
-        request = urllib.request.Request(
-            self.url, data=json.dumps(payload).encode(), headers=headers, method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            text = response.read()
-        try:
-            data: dict[str, Any] = json.loads(text)
-        except ValueError:
-            raise PermanentHookError(
-                f"policy {self.url}", 200, f"expected a JSON answer, got {text!r:.80}"
-            ) from None
-        return data
-
-    def _translate(self, exc: BaseException) -> HookError | None:
-        if isinstance(exc, urllib.error.HTTPError):
-            try:
-                message = json.loads(exc.read()).get("message", exc.reason)
-            except (ValueError, AttributeError):
-                message = exc.reason
-            return classify(f"policy {self.url}", exc.code, str(message))
-        if isinstance(exc, urllib.error.URLError | TimeoutError | OSError):
-            return classify(f"policy {self.url}", None, str(exc))
-        return None
+    def _post(self, payload: dict[str, Any]) -> Any:
+        return post_json(self.url, payload, self.timeout, self.api_key)
 
     def get_action(self, payload: dict[str, Any]) -> Decision:
         """One decision for one cluster state.
@@ -79,7 +46,9 @@ class PolicyClient:
         Raises:
             HookError: the server refused the state (4xx) or stayed unreachable.
         """
-        data = with_retries(lambda: self._post(payload), self._translate, self.retry)
+        data = with_retries(
+            lambda: self._post(payload), translate(f"policy {self.url}"), self.retry
+        )
         return parse_decision(data, f"policy {self.url}")
 
 

@@ -300,7 +300,7 @@ def test_recording_rules_pass_promtool() -> None:
     done = subprocess.run([PROMTOOL, "check", "rules", str(RULES)],
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
 
 
 def test_recording_rules_are_the_adapters_queries() -> None:
@@ -318,6 +318,8 @@ def test_recording_rules_are_the_adapters_queries() -> None:
             "{q}", "0.95"
         ),
         "service_node:http_request_duration_seconds:mean1m": q["latency_mean_by_node"],
+        "type_origin:frl_requests:rate1m": q["arrival_rate"],
+        "node:frl_node_queue_wait_seconds:max": q["queue_wait"],
     }
     assert all(re.search(r"\[1m\]", expr) for expr in rules.values() if "rate(" in expr)
 
