@@ -345,7 +345,9 @@ class TwoTierCore:
         self.node_dyn = np.zeros((b, K.N_ND, n))
         self.reg_dyn = np.zeros((b, K.N_RD, r))
         self.burst_off = np.zeros((b, r), dtype=np.int64)
-        self.rng = np.ones((b, 2), dtype=np.uint64)
+        self.rng = np.ones((2 * b, 2), dtype=np.uint64)
+        """Random streams: row ``i`` the world of env ``i``, row ``B + i`` its
+        decisions' draws (:mod:`envs.two_tier.kernels`)."""
         self.rr = np.zeros((3, b), dtype=np.int64)
         self.scratch = np.zeros((b, layout.max_nodes * NODE_FEATURES), dtype=np.float32)
         self.comps = np.zeros((b, K.N_COMPS))
@@ -375,15 +377,23 @@ class TwoTierCore:
 
     # ------------------------------------------------------------------ batched API
     def seed_streams(self, seed: int | None) -> None:
-        """Give every environment an independent random stream derived from ``seed``."""
-        self.rng[:] = seed_streams(np.random.default_rng(seed), self.num_envs)
+        """Give every environment independent random streams derived from ``seed``."""
+        source = np.random.default_rng(seed)
+        self.rng[: self.num_envs] = seed_streams(source, self.num_envs)
+        self.rng[self.num_envs :] = seed_streams(source, self.num_envs)
 
     def seed_each(self, seeds: list[int]) -> None:
         """Seed environment ``i`` from ``seeds[i]`` alone (fixed-seed evaluation)."""
         if len(seeds) != self.num_envs:
             raise ValueError(f"seeds: expected {self.num_envs} seeds, got {len(seeds)}")
         for i, seed in enumerate(seeds):
-            self.rng[i] = seed_streams(np.random.default_rng(seed), 1)[0]
+            self.set_streams(i, np.random.default_rng(seed))
+
+    def set_streams(self, index: int, source: np.random.Generator) -> None:
+        """Seed environment ``index``'s world and decision streams from ``source``."""
+        row = self._row(index)
+        self.rng[row] = seed_streams(source, 1)[0]
+        self.rng[self.num_envs + row] = seed_streams(source, 1)[0]
 
     def reset_one(self, index: int) -> None:
         """Start a new episode in environment ``index`` (stream left as seeded)."""

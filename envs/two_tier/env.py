@@ -9,7 +9,6 @@ import gymnasium as gym
 import numpy as np
 
 from envs.config import ScenarioConfig
-from envs.rng import seed_streams
 from envs.two_tier.config import RewardConfig, TwoTierEnvConfig
 from envs.two_tier.core import TwoTierCore
 
@@ -111,7 +110,7 @@ class TwoTierSchedulingEnv(gym.Env[np.ndarray, np.int64]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode; the simulator's stream is drawn from ``self.np_random``."""
         super().reset(seed=seed)
-        self.core.rng[:] = seed_streams(self.np_random, 1)
+        self.core.set_streams(0, self.np_random)
         self.core.reset_one(0)
         info = {
             "action_mask": self.core.mask[0].copy(),

@@ -17,6 +17,14 @@ Event flow of one environment (times in seconds since its reset):
    ``execution time x factor / speed`` and returns after the download and the other
    half of the RTT. Cost, energy and carbon follow from the node and the hour.
 
+Random numbers: environment ``b`` has two streams, rows ``b`` and ``B + b`` of the
+``rng`` state. The first (the *world*) draws everything that does not depend on
+decisions: arrival times, origins, types, service factors, start hours and burst
+offsets. The second draws what decisions cause: the RTT of a request served in
+another region and the choices of random heuristics. Two policies run on one seed
+therefore meet the same requests (common random numbers), and their paired
+difference measures their decisions, not different arrival sequences.
+
 How it is made fast (B = 1024 steps run ~4x faster than with plain helper calls):
 the entry points take the static ``world`` and dynamic ``state`` tuples (layouts in
 :mod:`envs.two_tier.core`), unpack them once and *borrow* every array
@@ -470,7 +478,7 @@ def _serve(
         sigma = pair_f[o, q, PAIR_RTT_SIGMA]
         median = pair_f[o, q, PAIR_RTT_S]
         rtt += (
-            median * math.exp(sigma * standard_normal(rng, b))
+            median * math.exp(sigma * standard_normal(rng, b + rng.shape[0] // 2))
             if sigma > 0.0
             else median
         )
@@ -560,7 +568,8 @@ def _heuristic_node(
     rtt = float(np.float32(reg_static[k, o, q, RS_RTT]))  # as the block holds it
     transfer = float(np.float32(reg_static[k, o, q, RS_TRANSFER]))
     scoring = params[P_SCORING : P_SCORING + N_SCORING]
-    chosen = choose_node(mode, block, rng, counter, b, scoring, rtt, transfer)
+    draws = rng[rng.shape[0] // 2 :]  # the decision streams
+    chosen = choose_node(mode, block, draws, counter, b, scoring, rtt, transfer)
     return region_i[q, REG_START] + chosen
 
 
@@ -585,7 +594,8 @@ def _heuristic_region(
         (n_regions, REGION_FEATURES)
     )
     scoring = params[P_SCORING : P_SCORING + N_SCORING]
-    return choose_region(iparams[IP_LB_MODE], block, rng, counter, b, scoring)
+    draws = rng[rng.shape[0] // 2 :]  # the decision streams
+    return choose_region(iparams[IP_LB_MODE], block, draws, counter, b, scoring)
 
 
 # ------------------------------------------------------------------ one env's step
@@ -1024,7 +1034,7 @@ def step_batch(actions, world, state, out):
                     (n_regions, REGION_FEATURES)
                 )
                 a = choose_region(
-                    iparams[IP_FALLBACK_LB], blk, rng, rr[0], b,
+                    iparams[IP_FALLBACK_LB], blk, rng[n_envs:], rr[0], b,
                     params[P_SCORING : P_SCORING + N_SCORING],
                 )  # fmt: skip
             ist[b, IS_SELECTED] = a
@@ -1045,7 +1055,7 @@ def step_batch(actions, world, state, out):
                 q = ist[b, IS_SELECTED]
                 row = off_r + q * REGION_FEATURES
                 a = choose_node(
-                    iparams[IP_FALLBACK_SCHED], blk, rng, rr[1], b,
+                    iparams[IP_FALLBACK_SCHED], blk, rng[n_envs:], rr[1], b,
                     params[P_SCORING : P_SCORING + N_SCORING],
                     obs[b, row + RF_RTT], obs[b, row + RF_TRANSFER],
                 )  # fmt: skip
