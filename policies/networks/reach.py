@@ -15,6 +15,9 @@ same pooled summary. Every weight acts per token or per pair, so the same parame
 serve a 7-node and a 16-node cluster with no padding; SB3's masked categorical over
 the node-major ``N * P + 1`` logits keeps the env's masks as they are.
 
+``policy.network=greedy_mlp`` is the same greedy prior on SB3's own actor and critic
+MLPs (:class:`GreedyPriorMlpPolicy`): size-dependent, but able to memorise a config.
+
 ``beta`` starts large and the residual heads start near zero, so the untrained policy
 is greedy on the model's move gains (stop when no move gains more than
 ``stop_margin`` QoS): the learner starts from greedy and learns what greedy misses
@@ -30,13 +33,14 @@ from typing import Any
 import torch
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.torch_layers import MlpExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from envs.reach.layout import GLOBAL_FEATURES, NODE_FEATURES, POD_FEATURES
 from policies.config import PolicyConfig
-from policies.factory import NETWORKS
+from policies.factory import ACTIVATIONS, NETWORKS
 
 NF_PRESENT = 0
 """Node feature 0: the node exists (padding rows are all zero)."""
@@ -349,6 +353,132 @@ class ReachScorerPolicy(MaskableActorCriticPolicy):
         return data
 
 
+class _WithGains(nn.Module):
+    """SB3's MLP extractor whose actor latent also carries the observation's gains."""
+
+    def __init__(self, mlp: MlpExtractor, gains: slice) -> None:
+        super().__init__()
+        self.mlp = mlp
+        self.gains = gains
+        self.latent_dim_pi = mlp.latent_dim_pi + (gains.stop - gains.start)
+        self.latent_dim_vf = mlp.latent_dim_vf
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actor latent + gains, critic latent)."""
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        """The actor MLP's output followed by the raw move gains."""
+        return torch.cat([self.mlp.forward_actor(features), features[:, self.gains]], 1)
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        """The critic MLP's output."""
+        latent: torch.Tensor = self.mlp.forward_critic(features)
+        return latent
+
+
+class _GreedyPriorHead(nn.Module):
+    """Action head: SB3's linear logits plus ``beta * gain`` (stop: beta * margin)."""
+
+    def __init__(
+        self, hidden: int, n_actions: int, greedy_scale: float, stop_margin: float
+    ) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.linear = nn.Linear(hidden, n_actions)
+        nn.init.orthogonal_(self.linear.weight, gain=0.01)  # SB3's action_net init
+        nn.init.zeros_(self.linear.bias)
+        self.log_beta = nn.Parameter(torch.tensor(math.log(greedy_scale)))
+        self.stop_margin = stop_margin
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """Logits of the node-major moves and stop."""
+        gains = latent[:, self.hidden :]
+        stop = gains.new_full((gains.shape[0], 1), self.stop_margin)
+        prior = torch.cat([gains, stop], dim=1) * self.log_beta.exp()
+        logits: torch.Tensor = self.linear(latent[:, : self.hidden]) + prior
+        return logits
+
+
+class GreedyPriorMlpPolicy(MaskableActorCriticPolicy):
+    """SB3's separate actor and critic MLPs, with logits that start as greedy's.
+
+    ``policy.network=greedy_mlp`` needs ``reschedule.move_gains``: the logits are the
+    MLP's (initialised near zero, as SB3 does) plus ``beta * gain`` of every move, so
+    the untrained policy is greedy and the MLP learns the config-specific plans greedy
+    misses. Unlike :class:`ReachScorerPolicy` its shapes depend on the cluster.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        lr_schedule: Schedule,
+        *,
+        identity_slots: int = 0,
+        greedy_scale: float = 50.0,
+        stop_margin: float = 0.002,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(observation_space, spaces.Box) or not isinstance(
+            action_space, spaces.Discrete
+        ):
+            raise ValueError(
+                "greedy_mlp: expected a flat Box observation and a Discrete action "
+                f"space, got {observation_space} and {action_space}"
+            )
+        moves = int(action_space.n) - 1
+        end = int(observation_space.shape[0]) - identity_slots
+        self.gain_slice = slice(end - moves, end)
+        self.prior_kwargs = {
+            "identity_slots": identity_slots,
+            "greedy_scale": greedy_scale,
+            "stop_margin": stop_margin,
+        }
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        super()._build_mlp_extractor()
+        self.mlp_extractor = _WithGains(self.mlp_extractor, self.gain_slice)  # type: ignore[assignment]
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)  # SB3's MLPs, inits and optimizer
+        hidden = self.mlp_extractor.latent_dim_pi - (
+            self.gain_slice.stop - self.gain_slice.start
+        )
+        self.action_net = _GreedyPriorHead(
+            hidden,
+            int(self.action_space.n),  # type: ignore[attr-defined]
+            float(self.prior_kwargs["greedy_scale"]),
+            float(self.prior_kwargs["stop_margin"]),
+        )
+        self.optimizer = self.optimizer_class(  # again: the head was replaced
+            self.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self.prior_kwargs)
+        return data
+
+
+def greedy_mlp(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+    """``policy.network=greedy_mlp``: SB3's MLPs plus the greedy prior."""
+    settings = _reach_settings(env)
+    if not settings.move_gains:
+        raise ValueError(
+            "policy.network=greedy_mlp: expected reschedule.move_gains=true (the "
+            "prior reads the move gains), got false"
+        )
+    return GreedyPriorMlpPolicy, {
+        "net_arch": {"pi": list(cfg.net_arch), "vf": list(cfg.net_arch)},
+        "activation_fn": ACTIVATIONS[cfg.activation],
+        "identity_slots": int(cfg.identity_slots),
+    }
+
+
 def _reach_settings(env: VecEnv) -> Any:
     """The rescheduling settings behind ``env`` (through wrappers)."""
     venv: Any = env
@@ -381,3 +511,4 @@ def reach_scorer(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
 
 
 NETWORKS["reach_scorer"] = reach_scorer
+NETWORKS["greedy_mlp"] = greedy_mlp

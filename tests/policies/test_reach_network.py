@@ -113,3 +113,31 @@ def test_untrained_policy_follows_the_cores_greedy_move() -> None:
                 checked += 1
         core.step(greedy)
     assert checked >= 10
+
+
+def test_greedy_mlp_starts_as_greedy_and_needs_the_gains() -> None:
+    """``greedy_mlp``: SB3's MLPs plus the prior; same greedy check, 7-21."""
+    core = _core(None)
+    cfg = dataclasses.replace(CFG, network="greedy_mlp", net_arch=[64, 64])
+    model = _model(core, cfg)
+    block = core.layout.max_nodes * core.layout.max_pods
+    stop = core.layout.n_actions - 1
+    core.reset(seed=6)
+    moved = 0
+    for _ in range(20):
+        greedy = core.greedy_actions()
+        actions, _ = model.predict(  # type: ignore[attr-defined]
+            core.obs, action_masks=core.action_masks(), deterministic=True
+        )
+        for i in range(core.num_envs):
+            gains = core.obs[i, -block:]
+            if greedy[i] == stop:
+                assert actions[i] == stop
+            elif gains[greedy[i]] > 0.01:
+                assert gains[actions[i]] == pytest.approx(gains[greedy[i]], abs=2e-3)
+                moved += 1
+        core.step(greedy)
+    assert moved >= 5
+    plain = _core(None, move_gains=False)
+    with pytest.raises(ValueError, match="move_gains=true"):
+        _model(plain, cfg)
