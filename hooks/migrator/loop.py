@@ -163,6 +163,9 @@ class MigratorLoop:
         """Failed moves in a row (monitor backs off exponentially)."""
         self.retry_at = float("-inf")
         """Clock time before which monitor takes no step after a failure."""
+        self.acted = False
+        """The last step got as far as acting (an error then counts as a failure;
+        an error while only reading or asking the policy does not)."""
 
     @property
     def stopping(self) -> bool:
@@ -236,6 +239,7 @@ class MigratorLoop:
         ``refused``: the same state would get the same answer again.
         """
         k8s = self.cfg.kubernetes
+        self.acted = False
         wait = self.rate.wait_time()
         if wait > 0:  # before deciding: a decision must not wait to be carried out
             log.warning("rate limit: %d migrations per %.0f s; waiting %.1f s",
@@ -267,6 +271,7 @@ class MigratorLoop:
         }
         try:
             actions = plan(view, k8s.namespace, decision)
+            self.acted = bool(actions)
             results = [self._act(action, view) for action in actions]
         except GuardRailError as err:
             self.telemetry.migrations.labels(outcome="refused").inc()
@@ -350,9 +355,11 @@ class MigratorLoop:
     def run_monitor(self) -> int:
         """Poll the latency; act once whenever it is above ``QOS_THRESHOLD``.
 
-        A failed move or an error backs off exponentially (``failure_backoff``,
-        doubling up to ``failure_backoff_max``): a target that never becomes Ready
-        does not turn into an endless create -> wait -> delete cycle.
+        A failed move, or an error while acting, backs off exponentially
+        (``failure_backoff``, doubling up to ``failure_backoff_max``): a target that
+        never becomes Ready does not turn into an endless create -> wait -> delete
+        cycle. Errors before acting (the policy server not ready yet, a read that
+        failed) change nothing and are simply tried again at the next poll.
         """
         mig = self.cfg.migrator
         deadline = self.clock() + mig.stop_after if mig.stop_after else None
@@ -367,7 +374,8 @@ class MigratorLoop:
                         result = self.step(latency)
                     except HookError as err:
                         log.error("step failed: %s", err)
-                        self._failed()
+                        if self.acted:
+                            self._failed()
                     else:
                         if result.failed:
                             self._failed()

@@ -308,6 +308,7 @@ def test_failed_moves_count_against_the_rate_and_monitor_backs_off(
     deleted on every poll for as long as the latency stays high.
     """
     double.knobs.never_ready = lambda pod: pod["spec"].get("nodeName") == "node-c"
+    double.knobs.grace = 0.0  # a rolled-back replacement is gone at once (fake clock)
     now = [1000.0]
     attempts: list[float] = []
     loop: MigratorLoop | None = None
@@ -358,3 +359,28 @@ def test_rate_limit_counts_a_move_before_it_is_carried_out(
         loop.actuator = Counting(tmp_path / "plan.jsonl")
         assert loop.run_once() == 0
     assert seen == [1]
+
+
+def test_errors_before_acting_do_not_back_off(
+    double: KubeDouble, api: KubeApi, tmp_path: Path
+) -> None:
+    """A policy server that is not ready yet (503) is asked again at the next poll."""
+    now = [1000.0]
+    loop: MigratorLoop | None = None
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 1000.0 + 10 * 5.0:
+            assert loop is not None
+            loop.stop()
+
+    with PolicyStub(by_service([("web", "node-c")])) as stub:
+        stub.status = 503
+        cfg = _config(qos_threshold=100.0, polling_period=5.0)
+        loop, _ = _loop(cfg, api, stub, tmp_path, live=True)
+        loop.policy.retry = RetryPolicy(attempts=1)
+        loop.sleep = sleep
+        loop.clock = lambda: now[0]
+        assert loop.run_monitor() == 0
+    assert len(stub.payloads) == 10  # every poll asked
+    assert loop.failures == 0 and double.mutating() == []
