@@ -23,9 +23,11 @@ role           runs
 Anything else runs as given (``flwr supernode register ...``, ``python ...``).
 Before that, two things a read-only container needs:
 
-* ``SERVING_API_KEY_FILE``, if ``SERVING_API_KEY`` is unset, sets it to the file's
-  content (the ``*_FILE`` secrets convention of official images, for the variables in
-  :data:`SECRETS` only: other ``*_FILE`` variables are paths meant as paths);
+* ``SERVING_API_KEY_FILE`` (the policy server's key) and ``POLICY_API_KEY_FILE``
+  (the key the migrator and the scaler send it), if the variable itself is unset,
+  set it to the file's content (the ``*_FILE`` secrets convention of official
+  images, for the variables in :data:`SECRETS` only: other ``*_FILE`` variables are
+  paths meant as paths);
 * the writable folders the environment names (``FLWR_HOME``, ``NUMBA_CACHE_DIR``,
   ``MPLCONFIGDIR``, ``TMPDIR``) are created, since an emptyDir or tmpfs starts empty.
 """
@@ -50,7 +52,7 @@ ROLES: dict[str, list[str]] = {
     "register": ["python", "-m", "scripts.register_nodes"],
 }
 """Role -> the command it starts (the role's arguments follow)."""
-SECRETS = ("SERVING_API_KEY",)
+SECRETS = ("SERVING_API_KEY", "POLICY_API_KEY")
 """Variables that may come from a file named by ``<NAME>_FILE``."""
 WRITABLE = ("FLWR_HOME", "NUMBA_CACHE_DIR", "MPLCONFIGDIR", "TMPDIR")
 """Variables naming folders that must exist before the program starts."""

@@ -1,20 +1,28 @@
 """TLS and authentication material of a deployment, made with ``cryptography``.
 
-``python -m scripts.make_certs --out DIR --dns superlink --ip 10.0.0.5 --node us-east``
-writes into ``DIR``:
+``python -m scripts.make_certs --dns superlink --ip 10.0.0.5 --node us-east`` writes
+into ``--out`` (default ``certs``, which ``.gitignore`` and ``.dockerignore`` keep out
+of commits and images), one folder per recipient, so each host or container is
+given exactly its own folder:
 
-* ``ca.pem``: a private CA (EC P-256); SuperNodes and ``flwr`` verify the SuperLink
-  with it (``--root-certificates``). Its key is not kept: nothing else is signed.
-* ``superlink.pem``, ``superlink.key``: the SuperLink's certificate for every
-  ``--dns``/``--ip`` name it is reached by (``--ssl-certfile``/``--ssl-keyfile``).
-* ``nodes/<name>``, ``nodes/<name>.pub``: one EC key pair per ``--node``, OpenSSH
-  format (``flower-supernode --auth-supernode-private-key``; the ``.pub`` file is what
-  ``flwr supernode register`` sends).
-* ``serving-api-key``: a random key for the policy server (``SERVING_API_KEY_FILE``).
+* ``public/ca.pem``: a private CA (EC P-256); SuperNodes and ``flwr`` verify the
+  SuperLink with it (``--root-certificates``). Its key is not kept: nothing else is
+  signed. ``public/nodes/<name>.pub``: the SuperNodes' public keys (what ``flwr
+  supernode register`` sends). Public: every host may have this folder.
+* ``superlink/superlink.pem``, ``superlink/superlink.key``: the SuperLink's
+  certificate for every ``--dns``/``--ip`` name it is reached by
+  (``--ssl-certfile``/``--ssl-keyfile``). The SuperLink host only.
+* ``nodes/<name>/node.key``: one EC private key per ``--node``, OpenSSH format
+  (``flower-supernode --auth-supernode-private-key``). That region's host only.
+* ``api/serving-api-key``: a random key for the policy servers and their clients
+  (``SERVING_API_KEY_FILE``, ``POLICY_API_KEY_FILE``).
 
-Existing files are kept (a second run adds what is missing: new nodes, the key), so
-the command can run on every start; ``--force`` makes everything anew. Private files
-are ``0600``: run it as the user the services run as (the compose file does).
+A ``.gitignore`` of ``*`` in ``--out`` keeps git away from any output folder. Existing
+files are kept (a second run adds what is missing: new nodes, the key), so the
+command can run on every start; a certificate that lacks a requested ``--dns``/
+``--ip`` name (or has expired) is made anew with a new CA, and the run says so;
+``--force`` makes everything anew. Private files are ``0600``: run it as the user the
+services run as (the compose file does).
 """
 
 from __future__ import annotations
@@ -35,11 +43,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fl_server.launch.certificates import make_node_key
 
-CA = "ca.pem"
-CERT = "superlink.pem"
-KEY = "superlink.key"
-API_KEY = "serving-api-key"
+DEFAULT_OUT = Path("certs")
+CA = "public/ca.pem"
+CERT = "superlink/superlink.pem"
+KEY = "superlink/superlink.key"
+API_KEY = "api/serving-api-key"
 NODES = "nodes"
+PUBLIC_NODES = "public/nodes"
+NODE_KEY = "node.key"
+IGNORE_ALL = "*\n"
+"""The output folder's own ``.gitignore``: nothing in it is ever committed."""
 CA_USAGE = x509.KeyUsage(
     digital_signature=False,
     content_commitment=False,
@@ -76,6 +89,20 @@ class Names:
         out += [x509.IPAddress(ipaddress.ip_address(i)) for i in self.ips]
         return out
 
+    def missing_from(self, cert: x509.Certificate) -> list[str]:
+        """The requested names ``cert``'s subjectAltName does not cover."""
+        try:
+            san = cert.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value
+        except x509.ExtensionNotFound:
+            return [*self.dns, *self.ips]
+        dns = {d.lower() for d in san.get_values_for_type(x509.DNSName)}
+        ips = set(san.get_values_for_type(x509.IPAddress))
+        return [d for d in self.dns if d.lower() not in dns] + [
+            i for i in self.ips if ipaddress.ip_address(i) not in ips
+        ]
+
 
 def _name(text: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
@@ -83,6 +110,7 @@ def _name(text: str) -> x509.Name:
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     """Write atomically with ``mode`` from the start (never briefly world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as out:
@@ -134,6 +162,33 @@ def make_tls(out: Path, names: Names, days: int) -> None:
     _write(out / CA, ca.public_bytes(pem), 0o644)  # last: its presence means "done"
 
 
+def stale_certificate(out: Path, names: Names) -> str | None:
+    """Why the SuperLink certificate in ``out`` must be made anew (None: it is fine).
+
+    Missing files, names it lacks, or an end of validity in the past.
+    """
+    if not (out / CA).exists() or not (out / CERT).exists() or not (out / KEY).exists():
+        return "missing"
+    cert = x509.load_pem_x509_certificate((out / CERT).read_bytes())
+    missing = names.missing_from(cert)
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if cert.not_valid_after_utc <= dt.datetime.now(dt.UTC):
+        return f"it expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+    return None
+
+
+def make_node(out: Path, node: str) -> list[str]:
+    """``nodes/<node>/node.key`` (private) and ``public/nodes/<node>.pub``."""
+    private, public = make_node_key(out / NODES / node, "node")
+    key = private.with_name(NODE_KEY)
+    os.replace(private, key)
+    shared = out / PUBLIC_NODES / f"{node}.pub"
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(public, shared)
+    return [str(key.relative_to(out)), str(shared.relative_to(out))]
+
+
 def make_all(
     out: Path,
     names: Names,
@@ -142,18 +197,26 @@ def make_all(
     days: int = 365,
     force: bool = False,
 ) -> list[str]:
-    """Everything missing (or everything, with ``force``); the files written."""
+    """Everything missing or stale (everything, with ``force``); the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-    if force or not (out / CA).exists():
+    if not (out / ".gitignore").exists():
+        _write(out / ".gitignore", IGNORE_ALL.encode(), 0o644)
+    why = "forced" if force else stale_certificate(out, names)
+    if why is not None:
+        if why != "missing" and why != "forced":
+            print(
+                f"make_certs: {out / CERT}: {why}; making a new CA and certificate "
+                f"(hand {out / CA} to every host again)",
+                file=sys.stderr,
+            )
         make_tls(out, names, days)
         written += [CA, CERT, KEY]
     for node in nodes:
-        if "/" in node or node.startswith("."):
+        if "/" in node or node.startswith(".") or not node:
             raise ValueError(f"--node: expected a plain name, got {node!r}")
-        if force or not (out / NODES / node).exists():
-            private, public = make_node_key(out / NODES, node)
-            written += [str(private.relative_to(out)), str(public.relative_to(out))]
+        if force or not (out / NODES / node / NODE_KEY).exists():
+            written += make_node(out, node)
     if api_key and (force or not (out / API_KEY).exists()):
         _write(out / API_KEY, secrets.token_hex(32).encode(), 0o600)
         written.append(API_KEY)
@@ -165,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.make_certs", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT,
+        help="output folder (default certs, ignored by git and docker builds)",
+    )  # fmt: skip
     parser.add_argument("--dns", action="append", default=[], help="SuperLink name")
     parser.add_argument("--ip", action="append", default=[], help="SuperLink IP")
     parser.add_argument(

@@ -111,7 +111,10 @@ class Graph:
             out.append((target, host))
         for mount in service.get("volumes", []):
             if mount["type"] == "volume":
-                out.append((mount["target"], self.volume(mount["source"])))
+                subpath = (mount.get("volume") or {}).get("subpath", "")
+                # Docker mounts an existing folder of the volume (the one-shot that
+                # writes it comes first); here the path is the same folder
+                out.append((mount["target"], self.volume(mount["source"]) / subpath))
             else:  # a configuration file: copied, with this service's rewrites
                 copy = self.root / "binds" / name / Path(mount["source"]).name
                 copy.parent.mkdir(parents=True, exist_ok=True)

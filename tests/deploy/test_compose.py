@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from envs.reach.formats import load_reach_config
+from scripts import entrypoint, make_certs
 
 from .conftest import ROOT, tool
 
@@ -78,7 +79,7 @@ def ours(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_every_container_of_ours_is_locked_down(files: tuple[Path, ...]) -> None:
     model = resolved(*files)
     services = ours(model)
-    assert len(services) >= 12
+    assert len(services) >= 11
     for name, service in services.items():
         assert service["user"] == "10001:10001", name
         assert service["read_only"] is True, name
@@ -138,21 +139,100 @@ def test_the_federation_has_a_supernode_and_a_worker_per_region() -> None:
     assert "federation.rounds=3" in submit  # DEMO_ROUNDS' default
 
 
-def test_dry_run_by_default_and_the_policy_server_needs_its_key() -> None:
+def test_dry_run_by_default_and_the_migrator_asks_the_keyed_policy_server() -> None:
     services = resolved(BASE)["services"]
     migrator = services["migrator"]
     assert migrator["environment"]["INTEGRATION_MODE"] == "dry-run"
-    assert migrator["environment"]["POLICY_URL"] == "http://127.0.0.1:5000/get_action"
-    sidecar = services["migrator-policy"]
-    assert sidecar["network_mode"] == "service:migrator"
-    assert sidecar["command"][sidecar["command"].index("--host") + 1] == "127.0.0.1"
+    # no keyless loopback sidecar: the migrator sends the key (POLICY_API_KEY)
+    assert "migrator-policy" not in services
+    assert (
+        migrator["environment"]["POLICY_URL"] == "http://policy-server:8000/get_action"
+    )
     public = services["policy-server"]
     assert public["command"][public["command"].index("--host") + 1] == "0.0.0.0"
-    assert public["environment"]["SERVING_API_KEY_FILE"] == "/secrets/serving-api-key"
+    key = public["environment"]["SERVING_API_KEY_FILE"]
+    assert key == "/secrets/api/serving-api-key"
+    assert migrator["environment"]["POLICY_API_KEY_FILE"] == key
+    assert "POLICY_API_KEY" in entrypoint.SECRETS  # the entry point reads the file
+    assert migrator["depends_on"]["policy-server"]["condition"] == "service_healthy"
     kubeconfig = Path(resolved(BASE)["secrets"]["kubeconfig"]["file"])
     assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"][
         "server"
     ].endswith(".invalid:6443")
+
+
+def visible_secrets(service: dict[str, Any], files: list[str]) -> set[str]:
+    """The files of the ``secrets`` volume a service's mounts show it."""
+    seen = set()
+    for mount in service.get("volumes", []):
+        if mount["type"] != "volume" or mount["source"] != "secrets":
+            continue
+        subpath = (mount.get("volume") or {}).get("subpath", "")
+        seen |= {f for f in files if not subpath or f.startswith(subpath + "/")}
+    return seen
+
+
+@pytest.mark.parametrize("files", [(BASE,), (BASE, AUTH)], ids=["base", "auth"])
+def test_every_service_sees_only_its_own_secrets(
+    files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    """The files ``certs`` writes, and who may read which (volume subpaths)."""
+    services = resolved(*files)["services"]
+    command = services["certs"]["command"]
+    regions = [command[i + 1] for i, a in enumerate(command) if a == "--node"]
+    dns = [command[i + 1] for i, a in enumerate(command) if a == "--dns"]
+    make_certs.make_all(tmp_path, make_certs.Names(tuple(dns), ()), regions,
+                        api_key="--api-key" in command)  # fmt: skip
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+                     if p.is_file() and p.name != ".gitignore")  # fmt: skip
+    public = {f for f in written if f.startswith("public/")}
+    assert public == {"public/ca.pem", *(f"public/nodes/{r}.pub" for r in regions)}
+    link = {"superlink/superlink.pem", "superlink/superlink.key"}
+    api = {"api/serving-api-key"}
+    auth = AUTH in files
+    expected: dict[str, set[str]] = {
+        "certs": set(written),  # it writes them
+        "superlink": public | link,
+        "submit": public,
+        "policy-server": api,
+        "migrator": api,
+        "prometheus": api,
+        **{f"worker-{r}": set() for r in regions},
+        **{f"supernode-{r}": public | ({f"nodes/{r}/node.key"} if auth else set())
+           for r in regions},
+    }  # fmt: skip
+    if auth:
+        expected["register"] = public
+    assert set(services) == set(expected)
+    seen = {name: visible_secrets(s, written) for name, s in services.items()}
+    assert seen == expected
+    # private keys: each is seen by its owners (and the writer) only
+    owners = {
+        "superlink/superlink.key": {"superlink"},
+        "api/serving-api-key": {"policy-server", "migrator", "prometheus"},
+        **{f"nodes/{r}/node.key": {f"supernode-{r}"} if auth else set()
+           for r in regions},
+    }  # fmt: skip
+    for private, who in owners.items():
+        readers = {n for n, visible in seen.items() if private in visible}
+        assert readers == who | {"certs"}, (private, readers)
+    for name, service in services.items():
+        for mount in service.get("volumes", []):
+            if mount.get("source") == "secrets" and name != "certs":
+                assert mount.get("read_only") is True, (name, mount)
+    # the paths each command names are inside what it mounts
+    for name, service in services.items():
+        text = json.dumps([service.get("command"), service.get("environment"),
+                           service.get("healthcheck")])  # fmt: skip
+        for path in re.findall(r"(?<![\w/])/secrets/[\w./-]+", text):
+            rel = path.removeprefix("/secrets/")
+            mounted = [m for m in service.get("volumes", [])
+                       if m.get("source") == "secrets"
+                       and path.startswith(m["target"] + "/")]  # fmt: skip
+            assert mounted, (name, path)
+            sub = (mounted[0].get("volume") or {}).get("subpath", "")
+            inside = path.removeprefix(mounted[0]["target"] + "/")
+            assert f"{sub}/{inside}".lstrip("/") in written, (name, path, rel)
 
 
 def test_auth_overlay_registers_every_key_before_the_supernodes_start() -> None:
@@ -162,8 +242,8 @@ def test_auth_overlay_registers_every_key_before_the_supernodes_start() -> None:
     assert register[0] == "register"
     for region in REGIONS:
         node = services[f"supernode-{region}"]
-        assert node["environment"]["SUPERNODE_AUTH_KEY"] == f"/secrets/nodes/{region}"
-        assert f"/secrets/nodes/{region}.pub" in register
+        assert node["environment"]["SUPERNODE_AUTH_KEY"] == "/secrets/node/node.key"
+        assert f"/secrets/public/nodes/{region}.pub" in register
         assert node["depends_on"]["register"]["condition"] == (
             "service_completed_successfully"
         )

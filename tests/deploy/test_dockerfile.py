@@ -6,6 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from scripts import make_certs
+
 from .conftest import ROOT, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -167,3 +171,40 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_the_bulk() -> None:
         target = link.resolve()
         assert target.is_relative_to(ROOT) and target.exists(), link
         assert not ignored(str(target.relative_to(ROOT)), patterns), link
+
+
+def test_keys_stay_out_of_the_image_and_out_of_git(tmp_path: Path) -> None:
+    """Keys never reach an image or a commit.
+
+    Everything ``make_certs`` writes by default is ignored by both files; its
+    private files are ignored wherever they are written.
+    """
+    names = make_certs.Names(("superlink",), ("127.0.0.1",))
+    make_certs.make_all(tmp_path / "certs", names, ["us-east"], api_key=True)
+    files = sorted(str(p.relative_to(tmp_path / "certs"))
+                   for p in (tmp_path / "certs").rglob("*") if p.is_file())  # fmt: skip
+    assert "superlink/superlink.key" in files and "api/serving-api-key" in files
+    default = [f"{make_certs.DEFAULT_OUT}/{f}" for f in files]
+    private = [f for f in files if f.endswith(".key") or f.endswith("serving-api-key")]
+    assert len(private) == 3  # the SuperLink's, the node's and the API key
+    elsewhere = [f"ops/tls/{f}" for f in private] + [f"deploy/x/{f}" for f in private]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for path in default + elsewhere:
+        assert ignored(path, patterns), f".dockerignore lets {path} into the image"
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin", "-v", "-n"],
+        input="\n".join(default + elsewhere), capture_output=True, text=True,
+        cwd=ROOT, check=False,
+    )  # fmt: skip
+    if done.returncode == 128:
+        pytest.skip(f"not a git checkout: {done.stderr.strip()}")
+    verdicts = dict(line.split("\t")[::-1] for line in done.stdout.splitlines())
+    unignored = [path for path, rule in verdicts.items() if rule.startswith("::")]
+    assert set(verdicts) == set(default + elsewhere)
+    assert unignored == [], f".gitignore lets these be committed: {unignored}"
+    # a file of the build context of the same shape is not caught by mistake
+    assert not ignored("scripts/make_certs.py", patterns)

@@ -3,11 +3,17 @@
 Every service of ``docker-compose.yaml`` runs with its own command line, environment
 and start order (``compose_graph`` translates them): the certificate one-shot, a TLS
 SuperLink, three SuperNodes each with its warm worker, ``flwr run`` through the
-submit one-shot, the keyed policy server, the migrator with its loopback policy
-sidecar, and a real Prometheus scraping both. The migrator's cluster is the
-Kubernetes API double seeded with the trained topology; its latency query asks
-Prometheus whether the policy server is up (1000 ms when it is, above the QoS), so
-it plans as soon as the loop is closed. One federation round (``DEMO_ROUNDS=1``).
+submit one-shot, the keyed policy server, the migrator asking it with the key, and
+a real Prometheus scraping both. The migrator's cluster is the Kubernetes API double
+seeded with the trained topology; its latency query asks Prometheus whether the
+policy server is up (1000 ms when it is, above the QoS), so it plans as soon as the
+loop is closed. One federation round (``DEMO_ROUNDS=1``).
+
+A policy trained for one tiny round usually answers "stop" on a healthy cluster, so
+to see the migrator plan a move the test then publishes a policy made for it (the
+global checkpoint with its output layer set so that every allowed move outranks
+stop): the server reloads it, and the migrator must log ``DRY-RUN would migrate``
+for a move the payload allows and record it.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
 from envs.reach.formats import load_reach_config, packaged_cluster
+from fl_server.launch.certificates import make_node_key
+from fl_server.launch.processes import free_port
 from hooks.jsonl import read_jsonl
+from policies.checkpoint import load_checkpoint, load_metadata, save_checkpoint
 from tests.hooks.conftest import write_kubeconfig
 from tests.hooks.kube_double import KubeDouble
 
@@ -135,8 +145,8 @@ def test_the_compose_graph_federates_serves_scrapes_and_plans(
     checkpoint = folder / "global_policy.zip"
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
 
-    # the public policy server loads that checkpoint (its key from the secrets volume)
-    key = (secrets / "serving-api-key").read_text().strip()
+    # the policy server loads that checkpoint (its key from the secrets volume)
+    key = (secrets / "api" / "serving-api-key").read_text().strip()
     base = f"http://127.0.0.1:{graph.port('policy-server', 8000)}"
 
     def loaded() -> dict[str, Any] | None:
@@ -167,31 +177,43 @@ def test_the_compose_graph_federates_serves_scrapes_and_plans(
 
     until("Prometheus scraped the policy server and the migrator", both_up, 120, graph)
 
-    # the migrator plans (dry-run): each decision of the real policy on the seeded
-    # cluster is recorded; a move is also logged and written to the plan file; the
-    # cluster receives reads only
+    # the migrator decides (dry-run) on the seeded cluster with the trained policy,
+    # asking the keyed server with the key; the cluster receives reads only
     series = runs / "migrator" / "timeseries.jsonl"
 
-    def decided() -> list[dict[str, Any]]:
+    def decided(after: float, events: set[str]) -> list[dict[str, Any]]:
         rows = read_jsonl(series) if series.exists() else []
-        return [r for r in rows if r["event"] in {"stop", "rescheduling"}
-                and r["timestamp"] > seeded_at]  # fmt: skip
+        return [r for r in rows if r["event"] in events and r["timestamp"] > after]
 
-    decisions = until("the migrator's first decision", decided, 180, graph)
+    decisions = until("the migrator's first decision",
+                      lambda: decided(seeded_at, {"stop", "rescheduling"}), 180, graph)  # fmt: skip
     first = decisions[0]
     assert first["mode"] == "dry-run" and first["latency"] == 1000.0
     assert set(first["payload"]["cluster_state"]["nodes"]) == set(ready["nodes"])
     assert set(first["payload"]["cluster_state"]["services"]) == set(ready["services"])
     assert "MODE dry-run" in graph.log("migrator")
-    plan_file = runs / "migrator" / "plan.jsonl"
-    plan = read_jsonl(plan_file) if plan_file.exists() else []
-    moves = [r for r in decided() if r["event"] == "rescheduling"]
-    assert len(plan) >= len(moves)
-    for record in plan:
-        assert record["mode"] == "dry-run" and record["target_node"] in ready["nodes"]
-        assert f"DRY-RUN would migrate Pod {NAMESPACE}/{record['pod']}" in graph.log(
-            "migrator"
-        )
+
+    # a policy made for the test: every allowed move outranks stop
+    published = time.time()
+    force_moves(checkpoint)
+    until("the policy server reloaded the test's policy",
+          lambda: (r := get(base + "/readyz")) is not None and r.status_code == 200
+          and r.json()["policy_version"] != ready["policy_version"], 120, graph)  # fmt: skip
+    moves = until("a planned move", lambda: decided(published + 2, {"rescheduling"}),
+                  120, graph)  # fmt: skip
+    move = moves[0]
+    assert move["mode"] == "dry-run" and move["outcome"] == "planned"
+    pod, target = move["target_pod"], move["target_node"]
+    assert target in move["payload"]["pod_deployable"][pod]  # a move it allows
+    assert target != move["current_node"] and target in ready["nodes"]
+    line = f"DRY-RUN would migrate Pod {NAMESPACE}/{pod} ({move['current_node']} -> {target})"
+    assert line in graph.log("migrator")
+    plan = read_jsonl(runs / "migrator" / "plan.jsonl")
+    assert {"action": "MigratePod", "namespace": NAMESPACE, "pod": pod,
+            "target_node": target, "current_node": move["current_node"],
+            "mode": "dry-run"}.items() <= next(
+        r for r in plan if r["pod"] == pod and r["timestamp"] > published).items()  # fmt: skip
+    assert all(r["mode"] == "dry-run" for r in plan)
     assert double.mutating() == []
 
     # ... and Prometheus sees the migrator's decisions
@@ -204,8 +226,27 @@ def test_the_compose_graph_federates_serves_scrapes_and_plans(
     until("Prometheus scraped the migrator's decisions", counted, 60, graph)
 
 
-def test_the_auth_overlay_admits_only_registered_supernodes(auth_graph: Graph) -> None:
-    """Node authentication: keys registered by the one-shot, then a round completes."""
+def force_moves(checkpoint: Path) -> None:
+    """Rewrite the served policy: every move's logit 0, stop's far below.
+
+    The masked argmax is then the first move the request allows, whatever the
+    trained weights said; the metadata (config, round) stays, the file is replaced
+    atomically as the federation would.
+    """
+    model = load_checkpoint(checkpoint)
+    head = model.policy.action_net
+    assert head.out_features == model.action_space.n  # stop is the last action
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[-1] = -50.0
+    save_checkpoint(model, checkpoint, load_metadata(checkpoint))
+
+
+def test_the_auth_overlay_admits_registered_supernodes_and_refuses_others(
+    auth_graph: Graph, tmp_path: Path
+) -> None:
+    """Node authentication: registered keys federate, an unregistered one is refused."""
     graph = auth_graph
     graph.up(timeout=240, only={"submit", *(f"worker-{r}" for r in REGIONS)})
     assert "--enable-supernode-auth" in graph.command("superlink")
@@ -217,6 +258,21 @@ def test_the_auth_overlay_admits_only_registered_supernodes(auth_graph: Graph) -
     for region in REGIONS:
         command = graph.log(f"supernode-{region}").splitlines()[0]
         assert f"--auth-supernode-private-key {graph.root}" in command, command
+
+    # a SuperNode with a key nobody registered, otherwise configured like the others
+    rogue_key, _ = make_node_key(tmp_path / "rogue", "rogue")
+    command = graph.command("supernode-us-east")
+    command[command.index("--port") + 1] = str(free_port())
+    env = {
+        **graph.environment("supernode-us-east"),
+        "SUPERNODE_AUTH_KEY": str(rogue_key),
+    }
+    rogue = subprocess.run([*command, "--max-retries", "1"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert rogue.returncode != 0, "a SuperNode with an unregistered key was accepted"
+    assert f"--auth-supernode-private-key {rogue_key}" in rogue.stderr
+    assert "Failed to activate SuperNode" in rogue.stdout + rogue.stderr, (
+        (rogue.stdout + rogue.stderr)[-3000:])  # fmt: skip
 
     # registering again is a no-op (the one-shot runs on every `up`)
     rerun = subprocess.run(graph.command("register"), cwd=ROOT,

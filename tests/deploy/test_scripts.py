@@ -60,6 +60,9 @@ def test_secret_files_fill_unset_variables_and_folders_appear(tmp_path: Path) ->
     env = {"SERVING_API_KEY_FILE": str(tmp_path / "key"), "TF_CLI_CONFIG_FILE": "/x"}
     assert entrypoint.load_secret_files(env) == ["SERVING_API_KEY"]
     assert env["SERVING_API_KEY"] == "s3cret-value"
+    client = {"POLICY_API_KEY_FILE": str(tmp_path / "key")}  # the migrator's side
+    assert entrypoint.load_secret_files(client) == ["POLICY_API_KEY"]
+    assert client["POLICY_API_KEY"] == "s3cret-value"
     assert "TF_CLI_CONFIG" not in env  # other *_FILE variables are plain paths
     explicit = {"SERVING_API_KEY": "given", "SERVING_API_KEY_FILE": "/absent"}
     assert entrypoint.load_secret_files(explicit) == []
@@ -75,24 +78,39 @@ def test_secret_files_fill_unset_variables_and_folders_appear(tmp_path: Path) ->
 def test_certificates_chain_to_the_ca_for_every_name(tmp_path: Path) -> None:
     names = make_certs.Names(("superlink", "localhost"), ("127.0.0.1",))
     written = make_certs.make_all(tmp_path, names, ["us-east"], api_key=True, days=2)
-    assert set(written) >= {"ca.pem", "superlink.pem", "superlink.key",
-                            "serving-api-key", "nodes/us-east"}  # fmt: skip
-    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
-    cert = x509.load_pem_x509_certificate((tmp_path / "superlink.pem").read_bytes())
+    assert set(written) == {"public/ca.pem", "superlink/superlink.pem",
+                            "superlink/superlink.key", "api/serving-api-key",
+                            "nodes/us-east/node.key", "public/nodes/us-east.pub"}  # fmt: skip
+    ca = x509.load_pem_x509_certificate((tmp_path / "public/ca.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate(
+        (tmp_path / "superlink/superlink.pem").read_bytes()
+    )
     cert.verify_directly_issued_by(ca)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["superlink", "localhost"]
     assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     key = serialization.load_pem_private_key(
-        (tmp_path / "superlink.key").read_bytes(), None
+        (tmp_path / "superlink/superlink.key").read_bytes(), None
     )
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()
-    node = serialization.load_ssh_private_key((tmp_path / "nodes/us-east").read_bytes(),
-                                              None)  # fmt: skip
+    node = serialization.load_ssh_private_key(
+        (tmp_path / "nodes/us-east/node.key").read_bytes(), None
+    )
     assert isinstance(node, ec.EllipticCurvePrivateKey)
-    for private in ("superlink.key", "serving-api-key", "nodes/us-east"):
+    public = serialization.load_ssh_public_key(
+        (tmp_path / "public/nodes/us-east.pub").read_bytes()
+    )
+    assert public.public_numbers() == node.public_key().public_numbers()  # type: ignore[union-attr]
+    for private in ("superlink/superlink.key", "api/serving-api-key",
+                    "nodes/us-east/node.key"):  # fmt: skip
         assert stat.S_IMODE((tmp_path / private).stat().st_mode) == 0o600, private
-    assert len((tmp_path / "serving-api-key").read_text()) == 64
+    assert len((tmp_path / "api/serving-api-key").read_text()) == 64
+    # each recipient's folder holds nothing another one must not see
+    assert sorted(p.name for p in (tmp_path / "public").rglob("*") if p.is_file()) == [
+        "ca.pem", "us-east.pub"]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "nodes/us-east").iterdir()) == [
+        "node.key"]  # fmt: skip
+    assert (tmp_path / ".gitignore").read_text() == "*\n"
 
 
 def test_a_second_run_keeps_what_exists_and_adds_what_is_missing(
@@ -102,11 +120,46 @@ def test_a_second_run_keeps_what_exists_and_adds_what_is_missing(
     make_certs.make_all(tmp_path, names, ["a"], api_key=True)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     written = make_certs.make_all(tmp_path, names, ["a", "b"], api_key=True)
-    assert written == ["nodes/b", "nodes/b.pub"]
+    assert written == ["nodes/b/node.key", "public/nodes/b.pub"]
     assert all(p.read_bytes() == data for p, data in before.items())
     forced = make_certs.make_all(tmp_path, names, ["a"], api_key=False, force=True)
-    assert "ca.pem" in forced
-    assert (tmp_path / "ca.pem").read_bytes() != before[tmp_path / "ca.pem"]
+    assert "public/ca.pem" in forced
+    assert (tmp_path / "public/ca.pem").read_bytes() != before[
+        tmp_path / "public/ca.pem"]  # fmt: skip
+
+
+def test_a_certificate_without_a_new_name_is_made_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = make_certs.Names(("superlink",), ("127.0.0.1",))
+    make_certs.make_all(tmp_path, first, [], api_key=False)
+    old_ca = (tmp_path / "public/ca.pem").read_bytes()
+    # the same names (in another order and case) or fewer: kept
+    same = make_certs.Names(("SUPERLINK",), ("127.0.0.1",))
+    assert make_certs.make_all(tmp_path, same, [], api_key=False) == []
+    assert make_certs.make_all(tmp_path, make_certs.Names(("superlink",), ()), [],
+                               api_key=False) == []  # fmt: skip
+    # a name the certificate lacks: a new CA and certificate, said loudly
+    more = make_certs.Names(("superlink", "superlink.example.org"), ("10.0.0.5",))
+    written = make_certs.make_all(tmp_path, more, [], api_key=False)
+    assert set(written) == {"public/ca.pem", "superlink/superlink.pem",
+                            "superlink/superlink.key"}  # fmt: skip
+    err = capsys.readouterr().err
+    assert "it lacks superlink.example.org, 10.0.0.5" in err
+    assert "hand" in err and "public/ca.pem to every host again" in err
+    cert = x509.load_pem_x509_certificate(
+        (tmp_path / "superlink/superlink.pem").read_bytes()
+    )
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [
+        "superlink", "superlink.example.org"]  # fmt: skip
+    new_ca = (tmp_path / "public/ca.pem").read_bytes()
+    assert new_ca != old_ca
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(new_ca))
+    # the CLI reports it too, and is quiet once everything is there
+    assert make_certs.main(["--out", str(tmp_path), "--dns", "superlink",
+                            "--dns", "superlink.example.org", "--ip", "10.0.0.5"]) == 0  # fmt: skip
+    assert "nothing missing" in capsys.readouterr().out
 
 
 def test_bad_names_are_refused_naming_the_option(tmp_path: Path) -> None:
@@ -154,11 +207,16 @@ def test_healthcheck_verdicts_over_http_and_verified_https(tmp_path: Path) -> No
     make_certs.make_all(tmp_path / "a", make_certs.Names(("localhost",), ()), [], False)
     make_certs.make_all(tmp_path / "b", make_certs.Names(("localhost",), ()), [], False)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "a/superlink.pem", tmp_path / "a/superlink.key")
+    context.load_cert_chain(tmp_path / "a/superlink/superlink.pem",
+                            tmp_path / "a/superlink/superlink.key")  # fmt: skip
     with server(context) as port:
         url = f"https://localhost:{port}/ok"
-        assert healthcheck.main([url, "--cafile", str(tmp_path / "a/ca.pem")]) == 0
-        assert healthcheck.main([url, "--cafile", str(tmp_path / "b/ca.pem")]) == 1
+        assert (
+            healthcheck.main([url, "--cafile", str(tmp_path / "a/public/ca.pem")]) == 0
+        )
+        assert (
+            healthcheck.main([url, "--cafile", str(tmp_path / "b/public/ca.pem")]) == 1
+        )
 
 
 # ---------------------------------------------------------------- submit
