@@ -72,3 +72,13 @@ class TwoTierEnvConfig:
     invalid_action_penalty: float = 1.0
     """Reward subtracted when a masked-out action is taken (the tier's heuristic then
     decides); masked policies never pay it, unmasked baselines do."""
+    train_reward: str = "raw"
+    """What the learner is paid in training (evaluation, episode returns and metrics
+    always read the raw reward): ``raw``; ``scaled``: divided by the running standard
+    deviation of its discounted return (SB3's ``VecNormalize``), so value targets stay
+    of order 1 when ``policy.gamma`` is near 1; ``differential``: the running mean
+    reward per decision subtracted first (an average-reward baseline, as Decima's),
+    then scaled. Applied by :func:`envs.two_tier.factory.make_region_vec_env`."""
+    train_reward_gamma: float = 0.99
+    """Discount of the return whose spread scales the reward (``conf/env/two_tier.yaml``
+    sets it to ``${policy.gamma}``)."""

@@ -11,7 +11,7 @@ from envs.two_tier.config import RewardConfig, Tier, TwoTierEnvConfig
 from envs.two_tier.core import TwoTierCore
 
 if TYPE_CHECKING:
-    from envs.vec_env import BatchedVecEnv
+    from stable_baselines3.common.vec_env import VecEnv
 
 TWO_TIER_IDS = {
     Tier.both: "TwoTier-v0",
@@ -54,12 +54,19 @@ def make_region_vec_env(
     config: TwoTierEnvConfig | None = None,
     reward: RewardConfig | None = None,
     step_infos: bool = False,
-) -> BatchedVecEnv:
-    """``n_envs`` copies of a region's env on one batched core, as an SB3 VecEnv."""
-    from envs.vec_env import BatchedVecEnv  # SB3 (and torch) only when asked for
+) -> VecEnv:
+    """``n_envs`` copies of a region's env on one batched core, as an SB3 VecEnv.
 
+    The learner is paid ``config.train_reward`` (:mod:`envs.two_tier.training`); the
+    core underneath (``.core``, reached through any wrapper) keeps the raw reward.
+    """
+    from envs.two_tier.training import training_reward  # SB3 only when asked for
+    from envs.vec_env import BatchedVecEnv
+
+    config = config or TwoTierEnvConfig()
     controlled = (
         None if region is None else ([region] if isinstance(region, str) else region)
     )
     core = TwoTierCore(scenario, n_envs, controlled, config, reward, auto_truncate=True)
-    return BatchedVecEnv(core, seed=seed, step_infos=step_infos)
+    venv = BatchedVecEnv(core, seed=seed, step_infos=step_infos)
+    return training_reward(venv, config.train_reward, config.train_reward_gamma)

@@ -175,7 +175,8 @@ def test_unknown_scenario_name() -> None:
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            "scenario: expected one of ['default', 'large', 'small'] or a YAML file, got 'tiny'"
+            "scenario: expected one of ['bursty', 'default', 'high_load', 'large', "
+            "'size_mixed', 'small'] or a YAML file, got 'tiny'"
         ),
     ):
         load_scenario("tiny")

@@ -1,0 +1,241 @@
+"""Privileged reference dispatchers of the two-tier env: headroom probes, not policies.
+
+A learned policy and ``weighted_greedy`` see the observation only. These rules read
+the simulator's whole state (every core's free time, every region's arrival rate)
+to measure how much better a dispatcher *could* do, and why, before training budget
+is spent on it (issue 15, quality notes §6.1):
+
+* ``joint``: the (region, node) pair with the lowest expected penalty, computed
+  with the true queue each node would show on the request's arrival (the
+  weighted rule's score without its observation gaps: in the LB phase the region
+  block hides node waits, and waits are measured at the decision, not at arrival).
+* ``fpi``: ``joint`` plus the request's externality on later requests: the first
+  policy iteration on a static split (Hyytiä, Penttinen, Aalto, EJOR 2012), whose
+  M/G/1-FCFS relative value of a backlog ``u`` is ``lambda u^2 / (2 (1 - rho))``.
+  Adding a job of per-core size ``x`` therefore costs later arrivals
+  ``lambda x (2 u + x) / (2 (1 - rho))`` seconds of waiting, counted in reward
+  units through their mean ``1 / SLO``. A node of ``c`` cores is treated as one
+  server ``c`` times as fast (backlog and job per core), ``lambda`` and ``rho`` of a
+  node follow from its region's arrival rate now (its own traffic, offered load
+  ``rho`` capped at ``rho_max``), spread over its nodes by capacity.
+* ``sita``: ``joint`` with size-interval assignment by hand: types whose mean
+  execution is ``heavy_s`` or more avoid the many-core-poor nodes short requests
+  need (fewer than ``heavy_cores`` cores and the fastest CPU class), by a penalty
+  ``sita_penalty`` (so they still spill there when everything else is worse).
+
+All three choose among the env's valid actions only, so they are compared with the
+observation-based heuristics on equal terms of admission control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.scenario import (
+    NODE_ACCESS_RTT_S,
+    NODE_CORE_OFFSET,
+    NODE_CORES,
+    NODE_PRICE_CORE_S,
+    NODE_WATTS_BUSY_CORE,
+    PAIR_BW_BPS,
+    PAIR_EGRESS_USD_GB,
+    PAIR_RTT_S,
+    REG_END,
+    REG_START,
+    TYPE_BYTES,
+    TYPE_CARBON_REF,
+    TYPE_COST_REF,
+    TYPE_IN_GB,
+    TYPE_NODE_CAPABLE,
+    TYPE_NODE_EXEC_S,
+    TYPE_OUT_GB,
+    TYPE_SLO_S,
+)
+from envs.two_tier import kernels as K
+from envs.two_tier.core import TwoTierCore
+from envs.two_tier.heuristics import expected_penalty
+from envs.two_tier.layout import PHASE_LB
+
+RULES = ("joint", "fpi", "sita")
+
+
+@dataclass(frozen=True)
+class ReferenceOptions:
+    """Knobs of the reference rules (probed on tuning seeds only)."""
+
+    fpi_scale: float = 1.0
+    """Factor on the FPI externality (1 = the M/G/1 value as derived)."""
+    rho_max: float = 0.95
+    """Cap of a region's offered load in the FPI term (the M/G/1 value diverges)."""
+    heavy_s: float = 0.1
+    """SITA: types whose mean execution on the fastest class is this long (s)."""
+    heavy_cores: int = 8
+    """SITA: heavy requests avoid nodes of fewer cores of the fastest CPU class."""
+    sita_penalty: float = 0.2
+    """SITA: reward units added to a heavy request's score on an avoided node."""
+
+
+class ReferenceDispatcher:
+    """Decides every pending decision of a :class:`TwoTierCore` from its full state.
+
+    Args:
+        core: the core it acts on (read only; :meth:`act` returns the actions).
+        rule: one of :data:`RULES`.
+        options: the rules' knobs.
+    """
+
+    def __init__(
+        self, core: TwoTierCore, rule: str, options: ReferenceOptions | None = None
+    ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"rule: expected one of {RULES}, got {rule!r}")
+        self.core, self.rule = core, rule
+        self.options = options = options or ReferenceOptions()
+        world = core.world
+        self.tn = world.type_node
+        self.slo = world.type_f[:, TYPE_SLO_S]
+        self.exec_s = np.where(
+            self.tn[:, :, TYPE_NODE_CAPABLE] > 0,
+            self.tn[:, :, TYPE_NODE_EXEC_S],
+            np.inf,
+        )
+        cores = world.node_f[:, NODE_CORES]
+        self.cores = cores
+        self.first = world.node_f[:, NODE_CORE_OFFSET].astype(np.int64)
+        self.node_region = world.node_region
+        probs = np.diff(world.mix_cum, prepend=0.0, axis=1)  # [R, K] type shares
+        # Mean service of a region's own mix on each node (capable types only) and
+        # the mean 1 / SLO of that mix: what later arrivals at a node look like.
+        self.mean_service = np.empty(world.n_nodes)
+        for n in range(world.n_nodes):
+            q = self.node_region[n]
+            ok = np.isfinite(self.exec_s[:, n])
+            w = probs[q, ok] / probs[q, ok].sum()
+            self.mean_service[n] = float((w * self.exec_s[ok, n]).sum())
+        self.inv_slo_mix = (probs / self.slo[None, :]).sum(axis=1)  # [R]
+        # SITA: heavy types avoid the few-core nodes of their fastest CPU class,
+        # which the short types need (they may use many-core or slower nodes).
+        fastest = self.exec_s.min(axis=1, keepdims=True)  # [K, 1]
+        heavy = fastest[:, 0] >= options.heavy_s
+        self.avoid = (
+            heavy[:, None]
+            & (self.exec_s <= fastest * (1 + 1e-9))
+            & (cores < options.heavy_cores)[None, :]
+        )  # [K, N]
+
+    # ------------------------------------------------------------------ scoring
+    def scores(self, b: int) -> np.ndarray:
+        """``float64[N]``: the rule's score of every node for env ``b``'s request.
+
+        ``inf`` where the node cannot serve it (not capable, region invalid or
+        the node saturated under the env's admission rule).
+        """
+        core = self.core
+        world = core.world
+        k = int(core.ist[b, K.IS_TYPE])
+        o = int(core.ist[b, K.IS_ORIGIN])
+        t = float(core.fs[b, K.FS_T])
+        reg_static = core._world[3]
+        params = core._world[9]
+        sat = params[K.P_SAT_WAIT]
+        slo = self.slo[k]
+        tf = world.type_f
+        out = np.full(world.n_nodes, np.inf)
+        for q in range(world.n_regions):
+            if reg_static[k, o, q, K.RS_VALID] <= 0:
+                continue
+            lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+            bw = world.pair_f[o, q, PAIR_BW_BPS]
+            egress = (
+                tf[k, TYPE_IN_GB] * world.pair_f[o, q, PAIR_EGRESS_USD_GB]
+                + tf[k, TYPE_OUT_GB] * world.pair_f[q, o, PAIR_EGRESS_USD_GB]
+            )
+            upload = tf[k, TYPE_IN_GB] * 1e9 / bw
+            transfer = tf[k, TYPE_BYTES] / bw
+            intensity = core.reg_dyn[b, K.RD_CARBON, q]
+            capable = np.isfinite(self.exec_s[k, lo:hi])
+            free_min = np.array(
+                [
+                    core.core_free[
+                        b, self.first[n] : self.first[n] + int(self.cores[n])
+                    ].min()
+                    for n in range(lo, hi)
+                ]
+            )
+            room = capable & (free_min - t <= sat)
+            allowed = room if (sat > 0 and room.any()) else capable
+            for i in np.flatnonzero(allowed):
+                n = lo + int(i)
+                rtt = (
+                    world.pair_f[o, q, PAIR_RTT_S] + world.node_f[n, NODE_ACCESS_RTT_S]
+                )
+                arrival = t + 0.5 * rtt + upload
+                wait = max(free_min[i] - arrival, 0.0)
+                service = self.exec_s[k, n]
+                cost = service * world.node_f[n, NODE_PRICE_CORE_S] + egress
+                carbon = (
+                    service * world.node_f[n, NODE_WATTS_BUSY_CORE] / 3.6e6 * intensity
+                )
+                score = expected_penalty(
+                    core.scoring,
+                    (rtt + transfer + wait) / slo,
+                    wait / slo,
+                    service / slo,
+                    cost / tf[k, TYPE_COST_REF],
+                    carbon / tf[k, TYPE_CARBON_REF],
+                )
+                if self.rule == "fpi":
+                    score += self._externality(b, q, n, arrival, service)
+                elif self.rule == "sita" and self.avoid[k, n]:
+                    score += self.options.sita_penalty
+                out[n] = score
+        return out
+
+    def _externality(
+        self, b: int, q: int, n: int, arrival: float, service: float
+    ) -> float:
+        """Reward-unit cost to later jobs of ``service`` s of work on node ``n``."""
+        core = self.core
+        opts = self.options
+        c = self.cores[n]
+        free = core.core_free[b, self.first[n] : self.first[n] + int(c)]
+        backlog = float(np.maximum(free - arrival, 0.0).sum()) / c
+        x = service / c
+        rho = min(
+            float(core.reg_dyn[b, K.RD_RATE, q] / core.world.capacity_rps[q]),
+            opts.rho_max,
+        )
+        rate = rho * c / float(self.mean_service[n])  # its share of the region's jobs
+        w = core.scoring
+        weight = float(w[0] + w[1]) * float(self.inv_slo_mix[q])  # per s of waiting
+        return float(
+            opts.fpi_scale * weight * rate * x * (2 * backlog + x) / (2 * (1 - rho))
+        )
+
+    # ------------------------------------------------------------------ acting
+    def act(self) -> np.ndarray:
+        """One action per environment of the core: a region (LB) or a node."""
+        core = self.core
+        world = core.world
+        actions = np.zeros(core.num_envs, dtype=np.int64)
+        for b in range(core.num_envs):
+            mask = core.mask[b]
+            scores = self.scores(b)
+            if core.ist[b, K.IS_PHASE] == PHASE_LB:
+                by_region = np.full(world.n_regions, np.inf)
+                for q in range(world.n_regions):
+                    lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+                    by_region[q] = scores[lo:hi].min()
+                by_region[~mask[: world.n_regions]] = np.inf
+                actions[b] = int(np.argmin(by_region))
+            else:
+                q = int(core.ist[b, K.IS_SELECTED])
+                lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+                local = scores[lo:hi].copy()
+                local[~mask[: hi - lo]] = np.inf
+                actions[b] = int(np.argmin(local))
+                if not np.isfinite(local[actions[b]]):  # nothing scored: any valid
+                    actions[b] = int(np.flatnonzero(mask)[0])
+        return actions

@@ -1,0 +1,277 @@
+"""Two-tier policy quality: learned vs weighted-greedy, and the headroom probes.
+
+``measure(args)`` is the two-tier half of ``python -m scripts.bench quality``: one
+training seed of the shipped learner on ``small`` (eu-central's env), then the
+learned policy and ``weighted_greedy`` on held-out seeds, paired. The module is also
+the lab's command line (docs/quality/two_tier.md)::
+
+    python -m scripts.benchmarks.quality_two_tier headroom --scenario small
+        --regions eu-central --seeds 5000-5007 --decisions 20000
+
+evaluates observation-based heuristics and the privileged reference rules of
+:mod:`envs.two_tier.reference` on the same seeds and prints mean reward, the paired
+gain over weighted-greedy with a 95 % t-interval, and per request type p95 and SLO
+violation rate, cost and carbon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig
+from envs.scenario import TYPE_SLO_S
+from envs.two_tier import kernels as K
+from envs.two_tier.reference import RULES, ReferenceDispatcher, ReferenceOptions
+from policies.baselines import BASELINES, TwoTierHeuristicPolicy
+from policies.evaluation import RequestTypes, _metrics
+
+Decide = Callable[[TwoTierCore], np.ndarray]
+
+
+# ---------------------------------------------------------------- evaluation loop
+def _decider(name: str, core: TwoTierCore, options: ReferenceOptions) -> Decide:
+    """Actions for every env of ``core``: a named baseline or a reference rule."""
+    if name in RULES:
+        rule = ReferenceDispatcher(core, name, options)
+        return lambda _core: rule.act()
+    policy = TwoTierHeuristicPolicy.named(
+        name, core.layout, seed=0, scoring=core.scoring
+    )
+    return lambda c: policy.predict(c.obs, action_masks=c.action_masks())[0]
+
+
+def evaluate(
+    name: str,
+    scenario: Any,
+    region: str | None,
+    reward: RewardConfig,
+    env: TwoTierEnvConfig,
+    seeds: Sequence[int],
+    decisions: int,
+    options: ReferenceOptions | None = None,
+    policy: Any = None,
+    deterministic: bool = False,
+) -> list[dict[str, float]]:
+    """Metrics per seed, on the evaluation protocol of :mod:`policies.evaluation`.
+
+    One environment per seed (its own stream, warm reset, ``decisions`` steps with no
+    truncation); ``policy`` (a learned model) is used when given, else ``name`` (a
+    baseline or a reference rule).
+    """
+    import torch
+
+    config = TwoTierEnvConfig(**{**asdict(env), "episode_length": decisions + 1})
+    controlled = None if region is None else [region]
+    core = TwoTierCore(scenario, len(seeds), controlled, config, reward)
+    types = RequestTypes(
+        tuple(core.world.type_names), core.world.type_f[:, TYPE_SLO_S].copy()
+    )
+    if policy is not None:
+
+        def decide(c: TwoTierCore) -> np.ndarray:
+            return policy.predict(
+                c.obs, deterministic=deterministic, action_masks=c.action_masks()
+            )[0]
+
+    else:
+        decide = _decider(name, core, options or ReferenceOptions())
+    core.seed_each(list(seeds))
+    for i in range(core.num_envs):
+        core.reset_one(i)
+    start_t = core.fs[:, K.FS_T].copy()
+    placed: list[list[np.ndarray]] = [[] for _ in seeds]
+    rewards = np.empty((decisions, len(seeds)))
+    invalid = np.empty((decisions, len(seeds)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seeds[0]))
+        for step in range(decisions):
+            out = core.step(np.asarray(decide(core)))
+            rewards[step] = out.reward
+            invalid[step] = core.comps[:, K.C_INVALID]
+            for row in np.flatnonzero(core.comps[:, K.C_PLACED] > 0):
+                placed[int(row)].append(core.comps[int(row)].copy())
+    seconds = core.fs[:, K.FS_T] - start_t
+    results = []
+    for i in range(len(seeds)):
+        table = np.stack(placed[i])
+        columns = {
+            c: table[:, j].astype(float) for j, c in enumerate(K.COMPONENT_NAMES)
+        }
+        results.append(
+            _metrics(columns, rewards[:, i], invalid[:, i], float(seconds[i]), types)
+        )
+    return results
+
+
+# ------------------------------------------------------------------ statistics
+def paired_gain(
+    score: Sequence[float], bar: Sequence[float]
+) -> tuple[float, float, float]:
+    """Mean paired gain in % of ``|bar|`` (reward, higher is better), 95 % t-interval.
+
+    Per seed ``100 (score - bar) / |mean(bar)|``; with one seed the bounds are NaN.
+    """
+    from scipy import stats
+
+    s, b = np.asarray(score, dtype=float), np.asarray(bar, dtype=float)
+    diff = 100.0 * (s - b) / abs(b.mean())
+    point = float(diff.mean())
+    if diff.size < 2:
+        return point, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1))
+    half /= math.sqrt(diff.size)
+    return point, point - half, point + half
+
+
+def summary(
+    rows: dict[str, list[dict[str, float]]], types: Sequence[str], bar: str
+) -> list[dict[str, Any]]:
+    """One line per policy: reward, paired gain over ``bar`` and the raw figures."""
+    out = []
+    for name, per_seed in rows.items():
+        reward = [r["mean_reward"] for r in per_seed]
+        line: dict[str, Any] = {"policy": name, "reward": float(np.mean(reward))}
+        if bar in rows:
+            gain = paired_gain(reward, [r["mean_reward"] for r in rows[bar]])
+            line |= {"gain_pct": gain[0], "gain_lo": gain[1], "gain_hi": gain[2]}
+        for key in ("cost_usd_per_1k", "carbon_g_per_1k", "remote_share"):
+            line[key] = float(np.mean([r[key] for r in per_seed]))
+        for t in types:
+            line[f"p95:{t}"] = float(
+                np.nanmean([r[f"latency_p95_ms:{t}"] for r in per_seed])
+            )
+            line[f"slo:{t}"] = float(
+                np.nanmean([r[f"slo_violation_rate:{t}"] for r in per_seed])
+            )
+        out.append(line)
+    return out
+
+
+def markdown(lines: list[dict[str, Any]], types: Sequence[str]) -> str:
+    """The summary as a markdown table (gain with its 95 % interval)."""
+    head = ["policy", "reward", "gain % [95% CI]"]
+    head += [f"p95 {t} ms" for t in types] + [f"SLO viol {t} %" for t in types]
+    head += ["USD/1k", "gCO2/1k", "remote"]
+    text = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in lines:
+        gain = (
+            f"{line['gain_pct']:+.2f} [{line['gain_lo']:+.2f}, {line['gain_hi']:+.2f}]"
+            if "gain_pct" in line
+            else ""
+        )
+        cells = [line["policy"], f"{line['reward']:.4f}", gain]
+        cells += [f"{line[f'p95:{t}']:.0f}" for t in types]
+        cells += [f"{100 * line[f'slo:{t}']:.2f}" for t in types]
+        cells += [
+            f"{line['cost_usd_per_1k']:.4f}",
+            f"{line['carbon_g_per_1k']:.3f}",
+            f"{line['remote_share']:.3f}",
+        ]
+        text.append("| " + " | ".join(cells) + " |")
+    return "\n".join(text)
+
+
+# ------------------------------------------------------------------ command line
+def _seeds(text: str) -> list[int]:
+    """``5000-5007`` or ``5000,5003``."""
+    if "-" in text:
+        lo, hi = (int(v) for v in text.split("-"))
+        return list(range(lo, hi + 1))
+    return [int(v) for v in text.split(",")]
+
+
+def _reward(text: str) -> RewardConfig:
+    """A preset name of conf/reward or ``latency,queueing,slo,cost,carbon``."""
+    presets = {
+        "balanced": RewardConfig(),
+        "latency": RewardConfig(1.0, 0.0, 1.0, 0.0, 0.0),
+        "carbon": RewardConfig(1.0, 0.0, 1.0, 0.1, 1.0),
+        "cost": RewardConfig(1.0, 0.0, 1.0, 1.0, 0.1),
+    }
+    if text in presets:
+        return presets[text]
+    values = [float(v) for v in text.split(",")]
+    return RewardConfig(*values)
+
+
+def headroom(argv: Sequence[str]) -> int:
+    """``headroom``: heuristics and reference rules on the same seeds, one table."""
+    parser = argparse.ArgumentParser(prog="quality_two_tier headroom")
+    parser.add_argument("--scenario", default="small")
+    parser.add_argument("--regions", default="eu-central", help="comma list or all")
+    parser.add_argument("--reward", default="balanced")
+    parser.add_argument("--seeds", default="5000-5003")
+    parser.add_argument("--decisions", type=int, default=20000)
+    parser.add_argument(
+        "--policies",
+        default="latency,least_loaded,weighted_greedy,joint,fpi,sita",
+        help=f"names of {list(BASELINES)} or {list(RULES)}",
+    )
+    parser.add_argument("--fpi-scale", type=float, default=1.0)
+    parser.add_argument("--sita-penalty", type=float, default=0.2)
+    parser.add_argument("--heavy-cores", type=int, default=8)
+    parser.add_argument("--bar", default="weighted_greedy")
+    parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
+    args = parser.parse_args(argv)
+    options = ReferenceOptions(
+        fpi_scale=args.fpi_scale,
+        sita_penalty=args.sita_penalty,
+        heavy_cores=args.heavy_cores,
+    )
+    reward = _reward(args.reward)
+    seeds = _seeds(args.seeds)
+    probe = TwoTierCore(args.scenario, 1)
+    regions = (
+        list(probe.world.region_ids)
+        if args.regions == "all"
+        else args.regions.split(",")
+    )
+    types = list(probe.world.type_names)
+    rows: dict[str, list[dict[str, float]]] = {}
+    for name in args.policies.split(","):
+        start = time.perf_counter()
+        rows[name] = []
+        for region in regions:
+            rows[name] += evaluate(
+                name, args.scenario, region, reward, TwoTierEnvConfig(), seeds,
+                args.decisions, options,
+            )  # fmt: skip
+        print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    lines = summary(rows, types, args.bar)
+    print(
+        f"scenario {args.scenario}, regions {','.join(regions)}, reward {args.reward}, "
+        f"seeds {args.seeds}, {args.decisions} decisions per seed"
+    )
+    print(markdown(lines, types))
+    if args.out is not None:
+        with args.out.open("a", encoding="utf-8") as handle:
+            for line in lines:
+                record = {
+                    "scenario": args.scenario,
+                    "regions": regions,
+                    "reward": args.reward,
+                    "seeds": args.seeds,
+                    "decisions": args.decisions,
+                    "options": asdict(options),
+                    **line,
+                }
+                handle.write(json.dumps(record) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    commands = {"headroom": headroom}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        names = "|".join(commands)
+        sys.exit(f"usage: python -m scripts.benchmarks.quality_two_tier {names} ...")
+    sys.exit(commands[sys.argv[1]](sys.argv[2:]))
