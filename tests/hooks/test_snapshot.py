@@ -75,9 +75,8 @@ def _expected_nodes() -> dict[str, Any]:
     return setup
 
 
-def test_cli_writes_files_the_env_loads_and_runs(
-    cluster: KubeDouble, kubeconfig: Path, tmp_path: Path
-) -> None:
+def _snapshot_cli(kubeconfig: Path, tmp_path: Path) -> Path:
+    """``python -m hooks.snapshot`` against the double; the cluster folder."""
     out = tmp_path / "snapshot"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "HOOKS_"))}
     env.update(PYTHONPATH=str(ROOT), HOME=str(tmp_path), KUBECONFIG=str(kubeconfig),
@@ -88,8 +87,15 @@ def test_cli_writes_files_the_env_loads_and_runs(
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    return out / "7-21"
+
+
+def test_cli_writes_files_the_loader_takes(
+    cluster: KubeDouble, kubeconfig: Path, tmp_path: Path
+) -> None:
+    folder = _snapshot_cli(kubeconfig, tmp_path)
+    out = folder.parent
     assert {r.method for r in cluster.requests} == {"GET"}
-    folder = out / "7-21"
     nodes = json.loads((folder / "nodes.json").read_text())
     assert nodes["cluster_setup"] == _expected_nodes()
     template_nodes = json.loads((TEMPLATE / "nodes.json").read_text())
@@ -117,6 +123,13 @@ def test_cli_writes_files_the_env_loads_and_runs(
     gateway = next(s for s in config.services if s.name == "gateway")
     assert (gateway.cpu, gateway.memory) == (pytest.approx(0.4), pytest.approx(0.5))
     assert len(config.nodes.nodes) == 7
+
+
+@pytest.mark.slow  # building the env compiles its numba kernels (~40 s when cold)
+def test_the_env_runs_on_a_snapshot(
+    cluster: KubeDouble, kubeconfig: Path, tmp_path: Path
+) -> None:
+    folder = _snapshot_cli(kubeconfig, tmp_path)
     env_ = ReachRescheduleEnv(
         config=RescheduleConfig(cluster=str(folder), pattern=PATTERN)
     )
