@@ -252,8 +252,17 @@ def from_flat(
         else:
             value = _decode(key, tp, value, context)
         _nest(nested, path, value)
+    return from_nested(nested, context)
+
+
+def from_nested(nested: Mapping[str, Any], context: str = "run config") -> RunConfig:
+    """The typed :class:`RunConfig` of a nested mapping, validated by the schema.
+
+    Raises:
+        ValueError: a value that does not fit, naming OmegaConf's ``full_key``.
+    """
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), nested)
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), dict(nested))
         cfg = OmegaConf.to_object(merged)
     except Exception as err:  # OmegaConf raises several classes, all name full_key
         raise ValueError(f"{context}: {' '.join(str(err).split())}") from err

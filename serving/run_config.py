@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from conf.flat import NOT_BRIDGED, from_flat
+from conf.flat import NOT_BRIDGED, from_flat, from_nested
 from conf.schema import RunConfig
 
 CONTEXT = "metadata config"
@@ -23,18 +21,6 @@ CONTEXT = "metadata config"
 def is_flat(config: Mapping[str, Any]) -> bool:
     """Whether ``config`` is the federation's flat key form."""
     return any("." in key for key in config)
-
-
-def _from_nested(nested: Mapping[str, Any]) -> RunConfig:
-    served = {k: v for k, v in nested.items() if k not in NOT_BRIDGED}
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), served)
-        cfg = OmegaConf.to_object(merged)
-    except Exception as err:  # OmegaConf raises several classes, all name full_key
-        raise ValueError(f"{CONTEXT}: {' '.join(str(err).split())}") from err
-    if not isinstance(cfg, RunConfig):
-        raise ValueError(f"{CONTEXT}: expected a RunConfig")
-    return cfg
 
 
 def run_config_from_metadata(metadata: Mapping[str, Any]) -> RunConfig:
@@ -53,4 +39,4 @@ def run_config_from_metadata(metadata: Mapping[str, Any]) -> RunConfig:
         )
     if is_flat(raw):
         return from_flat(raw, CONTEXT, "was the checkpoint written by another version?")
-    return _from_nested(raw)
+    return from_nested({k: v for k, v in raw.items() if k not in NOT_BRIDGED}, CONTEXT)
