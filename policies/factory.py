@@ -102,3 +102,4 @@ def build_model(
 
 
 import policies.networks.reach  # noqa: E402, F401  (registers policy.network=reach_scorer)
+from policies.networks import two_tier as _two_tier  # noqa: E402, F401  (registers two_tier_scorer)

@@ -1,0 +1,368 @@
+"""A two-tier routing policy that scores each region and each node with shared MLPs.
+
+``policy.network=two_tier_scorer``. The flat observation of :mod:`envs.two_tier` is
+read as tokens: in the LB phase one per region (its region-block row), in the
+scheduler phase one per node of the selected region (its node-block row plus the
+selected region's row), each with the request header (phase, type, SLO, size, hour,
+origin). One MLP scores every region token and one every node token, and SB3's
+masked categorical turns the scores into a distribution over the valid actions:
+
+``logit(entity) = -beta * penalty(entity) + mlp(token, penalty(entity))``
+
+where ``penalty`` is the weighted heuristic's expected penalty of serving the
+request there (:func:`envs.two_tier.heuristics.expected_penalty`, recomputed here in
+torch from the same observation columns and the run's reward weights). ``beta``
+starts large and the MLP's last layer near zero, so the untrained policy is
+``weighted_greedy``; training learns what greedy misses (the externality of a long
+request on later ones, bursts). ``two_tier_scorer_plain`` is the same network with
+no prior (``beta = 0``, the penalty still an input): the ablation.
+
+The critic is SB3's MLP over the flat observation. A flat MLP actor must learn an
+argmin over padded node slots; a per-entity scorer contains "score each node" by
+construction (Decima, Placeto; quality notes §3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from envs.two_tier.heuristics import (
+    N_SCORING,
+    S_CAP,
+    S_SHAPE,
+    S_W_CARBON,
+    S_W_COST,
+    S_W_LAT,
+    S_W_QUEUE,
+    S_W_SLO,
+)
+from envs.two_tier.layout import (
+    NF_CARBON,
+    NF_COST,
+    NF_EXEC,
+    NF_UTIL,
+    NF_WAIT,
+    NODE_FEATURES,
+    REGION_FEATURES,
+    RF_BEST_COMPLETION,
+    RF_CARBON,
+    RF_COST,
+    RF_IS_SELECTED,
+    RF_RTT,
+    RF_TRANSFER,
+    RF_UTIL,
+    ObsLayout,
+)
+from policies.config import PolicyConfig
+from policies.factory import ACTIVATIONS, NETWORKS
+
+MASKED = -1e8
+"""Logit of an action slot that names no entity in this phase (masked anyway)."""
+TIE = 1e-5
+"""Weight of utilisation in the prior: breaks exact ties as ``weighted_greedy`` does."""
+
+
+def expected_penalty(
+    scoring: torch.Tensor,
+    fixed: torch.Tensor,
+    wait: torch.Tensor,
+    service: torch.Tensor,
+    cost: torch.Tensor,
+    carbon: torch.Tensor,
+) -> torch.Tensor:
+    """The weighted heuristic's expected penalty, elementwise (no gradient needed).
+
+    Same definition as :func:`envs.two_tier.heuristics.expected_penalty`: latency
+    over SLO is ``fixed + service * G`` with ``G`` unit-mean Gamma of shape
+    ``scoring[S_SHAPE]``; terms capped at ``scoring[S_CAP]``.
+    """
+    cap = float(scoring[S_CAP])
+    shape = float(scoring[S_SHAPE])
+    room = (cap - fixed).clamp(min=0.0)
+    slack = 1.0 - fixed
+    if shape > 0:
+        mean = service.clamp(min=1e-12)
+        z = shape * room / mean
+        upper = torch.special.gammaincc(torch.full_like(z, shape), z)
+        upper_next = torch.special.gammaincc(torch.full_like(z, shape + 1.0), z)
+        capped = service * (1.0 - upper_next) + room * upper
+        tail = torch.special.gammaincc(
+            torch.full_like(z, shape), shape * slack.clamp(min=0.0) / mean
+        )
+        tail = torch.where(service > 0, tail, (slack < 0).to(tail.dtype))
+        tail = torch.where((slack <= 0) & (service > 0), torch.ones_like(tail), tail)
+    else:
+        capped = torch.minimum(service, room)
+        tail = (service > slack).to(service.dtype)
+    latency = torch.where(fixed >= cap, torch.full_like(fixed, cap), fixed + capped)
+    return (
+        scoring[S_W_LAT] * latency
+        + scoring[S_W_QUEUE] * wait.clamp(max=cap)
+        + scoring[S_W_SLO] * tail
+        + scoring[S_W_COST] * cost.clamp(max=cap)
+        + scoring[S_W_CARBON] * carbon.clamp(max=cap)
+    )
+
+
+def _mlp(
+    width_in: int, hidden: list[int], activation: type[nn.Module]
+) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(width_in, width), activation()]
+        width_in = width
+    last = nn.Linear(width_in, 1)
+    nn.init.orthogonal_(last.weight, gain=0.01)  # SB3's action-head init: near zero
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
+
+
+class TwoTierScorer(nn.Module):
+    """Logits of a two-tier decision: one shared MLP per entity kind, plus the prior.
+
+    Args:
+        layout: the env's observation layout.
+        n_actions: the action space size (``R``, ``N_max`` or their maximum).
+        scoring: the run's ``scoring`` vector (weights, cap, service shape).
+        hidden: hidden widths of each entity MLP.
+        activation: hidden activation.
+        greedy_scale: initial ``beta`` (learned, through its log); 0 = no prior.
+    """
+
+    def __init__(
+        self,
+        layout: ObsLayout,
+        n_actions: int,
+        scoring: list[float],
+        hidden: list[int],
+        activation: type[nn.Module],
+        greedy_scale: float,
+    ) -> None:
+        super().__init__()
+        if len(scoring) != N_SCORING:
+            raise ValueError(f"scoring: expected {N_SCORING} values, got {scoring}")
+        self.layout = layout
+        self.n_actions = n_actions
+        self.scoring: torch.Tensor
+        self.register_buffer("scoring", torch.tensor(scoring, dtype=torch.float32))
+        header = layout.region_offset
+        self.region_mlp = _mlp(header + REGION_FEATURES + 1, hidden, activation)
+        self.node_mlp = _mlp(
+            header + NODE_FEATURES + REGION_FEATURES + 1, hidden, activation
+        )
+        self.prior = greedy_scale > 0
+        self.log_beta = nn.Parameter(
+            torch.tensor(math.log(greedy_scale) if self.prior else 0.0),
+            requires_grad=self.prior,
+        )
+
+    def penalties(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Expected penalty of every region ``[B, R]`` and node ``[B, N_max]``."""
+        lay = self.layout
+        with torch.no_grad():
+            regions = obs[:, lay.region_offset : lay.node_offset].reshape(
+                -1, lay.n_regions, REGION_FEATURES
+            )
+            nodes = obs[:, lay.node_offset : lay.size].reshape(
+                -1, lay.max_nodes, NODE_FEATURES
+            )
+            s = self.scoring
+            region_pen = expected_penalty(
+                s,
+                regions[..., RF_RTT] + regions[..., RF_TRANSFER],
+                torch.zeros_like(regions[..., RF_RTT]),
+                regions[..., RF_BEST_COMPLETION],
+                regions[..., RF_COST],
+                regions[..., RF_CARBON],
+            )
+            selected = (
+                regions * regions[..., RF_IS_SELECTED : RF_IS_SELECTED + 1]
+            ).sum(1)
+            rtt = selected[:, RF_RTT : RF_RTT + 1]
+            transfer = selected[:, RF_TRANSFER : RF_TRANSFER + 1]
+            wait = (nodes[..., NF_WAIT] - 0.5 * rtt).clamp(min=0.0)
+            node_pen = expected_penalty(
+                s,
+                rtt + transfer + wait,
+                wait,
+                nodes[..., NF_EXEC],
+                nodes[..., NF_COST],
+                nodes[..., NF_CARBON],
+            )
+        return region_pen, node_pen
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B, n_actions]`` logits (LB rows: regions; scheduler rows: nodes)."""
+        lay = self.layout
+        batch = obs.shape[0]
+        header = obs[:, : lay.region_offset]
+        regions = obs[:, lay.region_offset : lay.node_offset].reshape(
+            batch, lay.n_regions, REGION_FEATURES
+        )
+        nodes = obs[:, lay.node_offset : lay.size].reshape(
+            batch, lay.max_nodes, NODE_FEATURES
+        )
+        region_pen, node_pen = self.penalties(obs)
+        selected = (regions * regions[..., RF_IS_SELECTED : RF_IS_SELECTED + 1]).sum(1)
+        region_tokens = torch.cat(
+            [
+                regions,
+                header[:, None, :].expand(-1, lay.n_regions, -1),
+                region_pen[..., None],
+            ],
+            dim=-1,
+        )
+        node_tokens = torch.cat(
+            [
+                nodes,
+                selected[:, None, :].expand(-1, lay.max_nodes, -1),
+                header[:, None, :].expand(-1, lay.max_nodes, -1),
+                node_pen[..., None],
+            ],
+            dim=-1,
+        )
+        region_logits = self.region_mlp(region_tokens).squeeze(-1)
+        node_logits = self.node_mlp(node_tokens).squeeze(-1)
+        if self.prior:  # ties go to the less utilised entity, as weighted_greedy's
+            beta = self.log_beta.exp()
+            region_util = regions[..., RF_UTIL]
+            node_util = nodes[..., NF_UTIL]
+            region_logits = region_logits - beta * (region_pen + TIE * region_util)
+            node_logits = node_logits - beta * (node_pen + TIE * node_util)
+        out = obs.new_full((batch, self.n_actions), MASKED)
+        lb = obs[:, 0:1] > 0.5
+        r = min(lay.n_regions, self.n_actions)
+        n = min(lay.max_nodes, self.n_actions)
+        lb_rows = torch.cat([region_logits[:, :r], out[:, r:]], dim=1)
+        sched_rows = torch.cat([node_logits[:, :n], out[:, n:]], dim=1)
+        logits: torch.Tensor = torch.where(lb, lb_rows, sched_rows)
+        return logits
+
+
+class TwoTierScorerPolicy(MaskableActorCriticPolicy):
+    """MaskablePPO's actor-critic with :class:`TwoTierScorer` as the actor.
+
+    The actor reads the observation itself (SB3's policy MLP is empty, so the actor
+    latent is the observation); the critic is SB3's MLP (``net_arch``).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        lr_schedule: Schedule,
+        *,
+        n_regions: int,
+        n_types: int,
+        max_nodes: int,
+        region_id_input: bool,
+        scoring: list[float],
+        scorer_arch: list[int],
+        greedy_scale: float = 50.0,
+        net_arch: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(observation_space, spaces.Box) or not isinstance(
+            action_space, spaces.Discrete
+        ):
+            raise ValueError(
+                "two_tier_scorer: expected a flat Box observation and a Discrete "
+                f"action space, got {observation_space} and {action_space}"
+            )
+        self.obs_layout = ObsLayout(n_regions, n_types, max_nodes, region_id_input)
+        if self.obs_layout.size != int(observation_space.shape[0]):
+            raise ValueError(
+                f"two_tier_scorer: the layout gives {self.obs_layout.size} features, "
+                f"the observation has {observation_space.shape[0]}"
+            )
+        self.scorer_kwargs: dict[str, Any] = {
+            "n_regions": n_regions,
+            "n_types": n_types,
+            "max_nodes": max_nodes,
+            "region_id_input": region_id_input,
+            "scoring": [float(v) for v in scoring],
+            "scorer_arch": [int(v) for v in scorer_arch],
+            "greedy_scale": float(greedy_scale),
+        }
+        critic = list(net_arch["vf"]) if isinstance(net_arch, dict) else [64, 64]
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch={"pi": [], "vf": critic},
+            **kwargs,
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)  # SB3's critic MLP, value head, inits, optimizer
+        kw = self.scorer_kwargs
+        self.action_net = TwoTierScorer(
+            self.obs_layout,
+            int(self.action_space.n),  # type: ignore[attr-defined]
+            list(kw["scoring"]),
+            list(kw["scorer_arch"]),
+            self.activation_fn,
+            float(kw["greedy_scale"]),
+        )
+        self.optimizer = self.optimizer_class(  # again: the actor was replaced
+            self.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self.scorer_kwargs)
+        return data
+
+
+def _core(env: VecEnv) -> Any:
+    """The two-tier core behind ``env`` (through wrappers)."""
+    venv: Any = env
+    while venv is not None:
+        core = getattr(venv, "core", None)
+        if core is not None and hasattr(core, "scoring"):
+            return core
+        venv = getattr(venv, "venv", None)
+    raise ValueError(
+        "policy.network=two_tier_scorer: expected a two-tier env (env=two_tier), "
+        f"got {type(env).__name__}"
+    )
+
+
+def _spec(env: VecEnv, cfg: PolicyConfig, greedy_scale: float) -> dict[str, Any]:
+    core = _core(env)
+    lay = core.layout
+    return {
+        "n_regions": lay.n_regions,
+        "n_types": lay.n_types,
+        "max_nodes": lay.max_nodes,
+        "region_id_input": lay.region_id_input,
+        "scoring": [float(v) for v in core.scoring],
+        "scorer_arch": [64, 64],  # per entity: small, it runs once per region or node
+        "greedy_scale": greedy_scale,
+        "net_arch": {"pi": [], "vf": list(cfg.net_arch)},
+        "activation_fn": ACTIVATIONS[cfg.activation],
+    }
+
+
+def two_tier_scorer(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+    """``policy.network=two_tier_scorer``: per-entity scorer starting as greedy."""
+    return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=50.0)
+
+
+def two_tier_scorer_plain(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+    """``policy.network=two_tier_scorer_plain``: the same scorer without the prior."""
+    return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=0.0)
+
+
+NETWORKS["two_tier_scorer"] = two_tier_scorer
+NETWORKS["two_tier_scorer_plain"] = two_tier_scorer_plain
