@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+SYSTEM_TOOLS = {"promtool", "prometheus"}
+"""Validators from the system's packages (``make system-deps``), not the dev extra."""
+
+
 def tool(name: str) -> str:
     """A validator's executable: the venv's own, else PATH; a clear failure if neither."""
     local = BIN / name
@@ -19,5 +23,7 @@ def tool(name: str) -> str:
         return str(local)
     found = shutil.which(name)
     if found is None:
-        pytest.fail(f"{name}: not installed (`pip install -e .[dev]` brings it)")
+        source = ("`make system-deps` installs it (Debian package prometheus)"
+                  if name in SYSTEM_TOOLS else "`pip install -e .[dev]` brings it")  # fmt: skip
+        pytest.fail(f"{name}: not installed ({source})")
     return found
