@@ -48,9 +48,22 @@ PHASE_ORDER = {"server-eval": 0, "client-eval": 1, "train": 2, "dropped": 3}
 """Row order within a round (unknown phases last, by name)."""
 
 NON_DETERMINISTIC = frozenset(
-    {"node", "run_id", "train/seconds", "train/fps", "fed/round_s", "fed/train_s"}
+    {
+        "node",
+        "run_id",
+        "train/seconds",
+        "train/fps",
+        "fed/round_s",
+        "fed/train_s",
+        "train/mean_reward",
+    }
 )
-"""Columns that differ between two runs of one config (wall clock, Flower's ids)."""
+"""Columns that differ between two runs of one config (wall clock, Flower's ids).
+
+``train/mean_reward`` is here because the client divides the round's episode return
+by the episode lengths in SB3's ``ep_info_buffer``, which holds earlier rounds'
+episodes only if the same process trained them (Ray may move a region between
+actors); it stays in ``metrics.jsonl``."""
 
 
 def seed_rows(
