@@ -255,15 +255,6 @@ class TrainOutcome:
     metrics: dict[str, float]
 
 
-def _mean_reward(learner: Learner, metrics: Mapping[str, float]) -> float:
-    """Mean reward per decision: episode return / episode length (recent episodes)."""
-    lengths = [e["l"] for e in learner.trainer.model.ep_info_buffer or []]
-    episode_return = metrics.get("train/episode_return", math.nan)
-    if not lengths or math.isnan(episode_return):
-        return math.nan
-    return float(episode_return / np.mean(lengths))
-
-
 def train_round(
     cfg: RunConfig,
     run_id: int,
@@ -293,7 +284,6 @@ def train_round(
     metrics = {
         name: float(result.metrics.get(name, math.nan)) for name in TRAIN_METRICS
     }
-    metrics["train/mean_reward"] = _mean_reward(learner, result.metrics)
     log.info(
         "%s round %d: %d env steps in %.1f s, mean reward %.3f",
         key,

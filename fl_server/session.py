@@ -375,6 +375,8 @@ class FederationSession:
     ) -> MetricRecord | None:
         """Flower's ``evaluate_fn``: evaluate, checkpoint, commit the round."""
         if relative_round == 0:
+            # the config this process runs (a resumed run may have more rounds)
+            atomic_write_text(self.out / "config.json", json.dumps(self.flat, indent=1))
             return self._start() if self.offset == 0 else None
         server_round = self.absolute(relative_round)
         self.weights = wire.unpack(arrays, self.layout)
@@ -398,7 +400,6 @@ class FederationSession:
 
     def _start(self) -> MetricRecord | None:
         """Round 0 of a fresh run: the baselines and the initial policy, once."""
-        atomic_write_text(self.out / "config.json", json.dumps(self.flat, indent=1))
         if self.cfg.federation.eval_every <= 0:
             return None
         for name in self.evaluator.baseline_names():

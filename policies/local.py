@@ -62,6 +62,11 @@ class _RoundMetrics(BaseCallback):
             out["train/episode_return"] = float(
                 np.mean([e["r"] for e in self.episodes])
             )
+            # reward per decision of this round's episodes (not SB3's rolling buffer,
+            # which depends on what else the process trained)
+            out["train/mean_reward"] = float(
+                sum(e["r"] for e in self.episodes) / sum(e["l"] for e in self.episodes)
+            )
             keys = {
                 k
                 for e in self.episodes

@@ -55,15 +55,9 @@ NON_DETERMINISTIC = frozenset(
         "train/fps",
         "fed/round_s",
         "fed/train_s",
-        "train/mean_reward",
     }
 )
-"""Columns that differ between two runs of one config (wall clock, Flower's ids).
-
-``train/mean_reward`` is here because the client divides the round's episode return
-by the episode lengths in SB3's ``ep_info_buffer``, which holds earlier rounds'
-episodes only if the same process trained them (Ray may move a region between
-actors); it stays in ``metrics.jsonl``."""
+"""Columns that differ between two runs of one config (wall clock, Flower's ids)."""
 
 
 def seed_rows(

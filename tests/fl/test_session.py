@@ -129,6 +129,9 @@ def test_resume_refuses_another_experiment_and_names_what_differs(
     first.end_of_round(1, first.initial_arrays)
     longer = session_for(cfg, tmp_path, rounds=9)  # a bigger budget is fine
     assert longer.remaining == 8
+    longer.end_of_round(0, longer.initial_arrays)  # the resumed run records its config
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["federation.rounds"] == 9
     with pytest.raises(
         ResumeMismatchError, match=re.escape("(keys ['federation.local-steps'] differ)")
     ):
