@@ -47,9 +47,7 @@ class RecordingSession:
     def absolute(self, server_round: int) -> int:
         return self.offset + server_round
 
-    def train_replies(
-        self, server_round: int, replies: list[Message]
-    ) -> list[Message]:
+    def train_replies(self, server_round: int, replies: list[Message]) -> list[Message]:
         self.train.append((server_round, replies))
         return replies
 
