@@ -63,6 +63,11 @@ class TwoTierEnvConfig:
     region is; ``0s`` disables admission control."""
     region_id_input: bool = True
     """Put the origin region's one-hot id in the observation (specialisation input)."""
+    load_input: bool = False
+    """Put every region's offered load now (arrival rate this second over its
+    full-utilisation rate) in the observation: the burst state a dispatcher needs to
+    spill before queues form. Simulator training only: a live observation
+    (:class:`~envs.two_tier.live.ObservableState`) carries no rates."""
     obs_clip: float = 10.0
     """Upper clip of the normalised observation features."""
     auto_reset: str = "continue"

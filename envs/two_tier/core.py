@@ -116,6 +116,7 @@ def static_tables(world: World, clip: float) -> tuple[np.ndarray, np.ndarray]:
         reg_static[:, :, q, K.RS_INV_CORES] = (
             1.0 / world.node_f[lo:hi, NODE_CORES].sum()
         )
+        reg_static[:, :, q, K.RS_INV_CAPACITY] = 1.0 / world.capacity_rps[q]
         for k in range(n_types):
             cap = capable[k, lo:hi]
             slo = tf[k, TYPE_SLO_S]
@@ -256,7 +257,11 @@ class TwoTierCore:
             "env.background_scheduler",
         )
         self.layout = layout = ObsLayout(
-            world.n_regions, world.n_types, world.max_region_nodes, cfg.region_id_input
+            world.n_regions,
+            world.n_types,
+            world.max_region_nodes,
+            cfg.region_id_input,
+            cfg.load_input,
         )
         n_actions = {
             Tier.lb: world.n_regions,
@@ -313,6 +318,7 @@ class TwoTierCore:
         ip[K.IP_OFF_ORIGIN] = layout.origin_offset
         ip[K.IP_OFF_REGION] = layout.region_offset
         ip[K.IP_OFF_NODE] = layout.node_offset
+        ip[K.IP_OFF_LOAD] = layout.load_offset
         if cfg.auto_reset not in ("continue", "warm"):
             raise ConfigError(
                 "env.auto_reset", f"'continue' or 'warm', got {cfg.auto_reset!r}"
@@ -550,6 +556,11 @@ class TwoTierCore:
                 or length, or with an entry out of range (naming the argument).
         """
         world = self.world
+        if self.layout.load_input:
+            raise ConfigError(
+                "env.load_input",
+                "false for live observations (they carry no arrival rates), got true",
+            )
         types = check_indices("types", types, None, 0, world.n_types)
         n = types.shape[0]
         first = operator.index(first)

@@ -109,14 +109,16 @@ N_PARAMS = P_SCORING + N_SCORING
 IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
 IP_OFF_TYPE, IP_OFF_SCALAR, IP_OFF_ORIGIN, IP_OFF_REGION, IP_OFF_NODE = 6, 7, 8, 9, 10
 IP_FALLBACK_LB, IP_FALLBACK_SCHED, IP_CONTINUE = 11, 12, 13
-N_IPARAMS = 14
+IP_OFF_LOAD = 14  # start of the regions' offered loads, -1 = not observed
+N_IPARAMS = 15
 # Per (type, node) table ``tn``: raw expected service (inf = cannot serve), then the
 # observation's static node features, already normalised and clipped.
 TN_EXEC, TN_CAPABLE, TN_EXEC_N, TN_COST_N, TN_CARBON_COEF, TN_IS_EDGE = range(6)
 N_TN = 6
 # Per (type, origin, region) table ``reg_static``.
 RS_VALID, RS_RTT, RS_TRANSFER, RS_COST, RS_CARBON_COEF, RS_INV_CORES = range(6)
-N_RS = 6
+RS_INV_CAPACITY = 6  # 1 / requests per second the serving region serves at full load
+N_RS = 7
 # Per-env float state (``fs``).
 FS_T, FS_G, FS_SEC_TOTAL, FS_RETURN, FS_LATENCY, FS_WAIT, FS_VIOL = range(7)
 FS_COST, FS_CARBON, FS_ENERGY, FS_PLACED, FS_T_START = 7, 8, 9, 10, 11
@@ -367,6 +369,11 @@ def _write_obs(
     s = iparams[IP_OFF_SCALAR]
     row[s + 2] = reg_dyn[b, RD_SIN, o]
     row[s + 3] = reg_dyn[b, RD_COS, o]
+    off_load = iparams[IP_OFF_LOAD]
+    if off_load >= 0:
+        for r in range(n_regions):
+            load = reg_dyn[b, RD_RATE, r] * reg_static[0, 0, r, RS_INV_CAPACITY]
+            row[off_load + r] = min(load, clip)
     view = o
     if phase == PHASE_LB:
         _fill_regions(

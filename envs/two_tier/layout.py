@@ -3,8 +3,10 @@
 ``[ header | regions (R x REGION_FEATURES) | nodes (N_max x NODE_FEATURES) ]``
 
 * header: phase one-hot (LB, scheduler), request-type one-hot (K), SLO / max SLO,
-  log payload size / log max size, sin and cos of the origin's local hour, and, when
-  ``region_id_input`` is on, the origin region one-hot (R).
+  log payload size / log max size, sin and cos of the origin's local hour, when
+  ``region_id_input`` is on the origin region one-hot (R), and when ``load_input``
+  is on every region's offered load now (R): its arrival rate this second (diurnal
+  profile x burst) over the rate its cores serve at full utilisation.
 * regions: per region, features of serving the pending request there.
 * nodes: per node of the *view region* (the selected region in the scheduler phase,
   the origin in the LB phase), padded to the largest region.
@@ -60,6 +62,7 @@ class ObsLayout:
     n_types: int
     max_nodes: int
     region_id_input: bool
+    load_input: bool = False
 
     @property
     def type_offset(self) -> int:
@@ -77,9 +80,19 @@ class ObsLayout:
         return self.scalar_offset + 4 if self.region_id_input else -1
 
     @property
+    def load_offset(self) -> int:
+        """Start of the regions' offered loads, or -1 when ``load_input`` is off."""
+        if not self.load_input:
+            return -1
+        return self.scalar_offset + 4 + (self.n_regions if self.region_id_input else 0)
+
+    @property
     def region_offset(self) -> int:
         """Start of the region block."""
-        return self.scalar_offset + 4 + (self.n_regions if self.region_id_input else 0)
+        extra = (self.n_regions if self.region_id_input else 0) + (
+            self.n_regions if self.load_input else 0
+        )
+        return self.scalar_offset + 4 + extra
 
     @property
     def node_offset(self) -> int:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from envs.scenario import (
@@ -61,6 +62,24 @@ from envs.two_tier.layout import PHASE_LB
 RULES = ("joint", "fpi", "sita")
 
 
+@nb.njit(cache=True)
+def penalty_array(
+    scoring: np.ndarray,
+    fixed: np.ndarray,
+    wait: np.ndarray,
+    service: np.ndarray,
+    cost: np.ndarray,
+    carbon: np.ndarray,
+) -> np.ndarray:
+    """:func:`~envs.two_tier.heuristics.expected_penalty` of each element."""
+    out = np.empty(fixed.shape[0])
+    for i in range(fixed.shape[0]):
+        out[i] = expected_penalty(
+            scoring, fixed[i], wait[i], service[i], cost[i], carbon[i]
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class ReferenceOptions:
     """Knobs of the reference rules (probed on tuning seeds only)."""
@@ -75,6 +94,12 @@ class ReferenceOptions:
     """SITA: heavy requests avoid nodes of fewer cores of the fastest CPU class."""
     sita_penalty: float = 0.2
     """SITA: reward units added to a heavy request's score on an avoided node."""
+    load_source: str = "rate"
+    """FPI: a region's load from its true arrival rate now (``rate``, privileged) or
+    from its observed busy-core fraction (``util``)."""
+    backlog_source: str = "cores"
+    """FPI: a node's backlog summed over its cores (``cores``, privileged) or its
+    earliest core's wait times its cores (``wait``, what the observation shows)."""
 
 
 class ReferenceDispatcher:
@@ -138,8 +163,7 @@ class ReferenceDispatcher:
         o = int(core.ist[b, K.IS_ORIGIN])
         t = float(core.fs[b, K.FS_T])
         reg_static = core._world[3]
-        params = core._world[9]
-        sat = params[K.P_SAT_WAIT]
+        sat = core._world[9][K.P_SAT_WAIT]
         slo = self.slo[k]
         tf = world.type_f
         out = np.full(world.n_nodes, np.inf)
@@ -155,64 +179,72 @@ class ReferenceDispatcher:
             upload = tf[k, TYPE_IN_GB] * 1e9 / bw
             transfer = tf[k, TYPE_BYTES] / bw
             intensity = core.reg_dyn[b, K.RD_CARBON, q]
-            capable = np.isfinite(self.exec_s[k, lo:hi])
-            free_min = np.array(
-                [
-                    core.core_free[
-                        b, self.first[n] : self.first[n] + int(self.cores[n])
-                    ].min()
-                    for n in range(lo, hi)
-                ]
-            )
+            first = self.first[lo:hi]
+            cores = core.core_free[b, first[0] : first[-1] + int(self.cores[hi - 1])]
+            free_min = np.minimum.reduceat(cores, first - first[0])
+            service = self.exec_s[k, lo:hi]
+            capable = np.isfinite(service)
             room = capable & (free_min - t <= sat)
             allowed = room if (sat > 0 and room.any()) else capable
-            for i in np.flatnonzero(allowed):
-                n = lo + int(i)
-                rtt = (
-                    world.pair_f[o, q, PAIR_RTT_S] + world.node_f[n, NODE_ACCESS_RTT_S]
-                )
-                arrival = t + 0.5 * rtt + upload
-                wait = max(free_min[i] - arrival, 0.0)
-                service = self.exec_s[k, n]
-                cost = service * world.node_f[n, NODE_PRICE_CORE_S] + egress
-                carbon = (
-                    service * world.node_f[n, NODE_WATTS_BUSY_CORE] / 3.6e6 * intensity
-                )
-                score = expected_penalty(
-                    core.scoring,
-                    (rtt + transfer + wait) / slo,
-                    wait / slo,
-                    service / slo,
-                    cost / tf[k, TYPE_COST_REF],
-                    carbon / tf[k, TYPE_CARBON_REF],
-                )
-                if self.rule == "fpi":
-                    score += self._externality(b, q, n, arrival, service)
-                elif self.rule == "sita" and self.avoid[k, n]:
-                    score += self.options.sita_penalty
-                out[n] = score
+            rtt = (
+                world.pair_f[o, q, PAIR_RTT_S] + world.node_f[lo:hi, NODE_ACCESS_RTT_S]
+            )
+            arrival = t + 0.5 * rtt + upload
+            wait = np.maximum(free_min - arrival, 0.0)
+            serv = np.where(capable, service, 0.0)
+            cost = serv * world.node_f[lo:hi, NODE_PRICE_CORE_S] + egress
+            carbon = (
+                serv * world.node_f[lo:hi, NODE_WATTS_BUSY_CORE] / 3.6e6 * intensity
+            )
+            score = penalty_array(
+                core.scoring,
+                (rtt + transfer + wait) / slo,
+                wait / slo,
+                serv / slo,
+                cost / tf[k, TYPE_COST_REF],
+                carbon / tf[k, TYPE_CARBON_REF],
+            )
+            if self.rule == "fpi":
+                score = score + self._externality(b, q, cores, arrival, wait, serv)
+            elif self.rule == "sita":
+                score = score + self.options.sita_penalty * self.avoid[k, lo:hi]
+            out[lo:hi] = np.where(allowed, score, np.inf)
         return out
 
     def _externality(
-        self, b: int, q: int, n: int, arrival: float, service: float
-    ) -> float:
-        """Reward-unit cost to later jobs of ``service`` s of work on node ``n``."""
+        self,
+        b: int,
+        q: int,
+        cores: np.ndarray,
+        arrival: np.ndarray,
+        wait: np.ndarray,
+        service: np.ndarray,
+    ) -> np.ndarray:
+        """Reward-unit cost to later jobs of each node of ``q`` serving the request."""
         core = self.core
         opts = self.options
-        c = self.cores[n]
-        free = core.core_free[b, self.first[n] : self.first[n] + int(c)]
-        backlog = float(np.maximum(free - arrival, 0.0).sum()) / c
+        lo, hi = core.world.region_i[q, REG_START], core.world.region_i[q, REG_END]
+        c = self.cores[lo:hi]
+        if opts.backlog_source == "wait":
+            backlog = wait
+        else:
+            per_core = np.repeat(arrival, c.astype(np.int64))
+            first = self.first[lo:hi] - self.first[lo]
+            excess = np.maximum(cores - per_core, 0.0)
+            backlog = np.add.reduceat(excess, first) / c
         x = service / c
-        rho = min(
-            float(core.reg_dyn[b, K.RD_RATE, q] / core.world.capacity_rps[q]),
-            opts.rho_max,
-        )
-        rate = rho * c / float(self.mean_service[n])  # its share of the region's jobs
+        if opts.load_source == "util":
+            load = float(core.reg_dyn[b, K.RD_BUSY, q] / c.sum())
+        else:
+            load = float(core.reg_dyn[b, K.RD_RATE, q] / core.world.capacity_rps[q])
+        rho = min(load, opts.rho_max)
+        rate = rho * c / self.mean_service[lo:hi]  # each node's share of the jobs
         w = core.scoring
         weight = float(w[0] + w[1]) * float(self.inv_slo_mix[q])  # per s of waiting
-        return float(
+        ext: np.ndarray = (
             opts.fpi_scale * weight * rate * x * (2 * backlog + x) / (2 * (1 - rho))
         )
+        return ext
 
     # ------------------------------------------------------------------ acting
     def act(self) -> np.ndarray:

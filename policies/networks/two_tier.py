@@ -91,12 +91,16 @@ def expected_penalty(
     if shape > 0:
         mean = service.clamp(min=1e-12)
         z = shape * room / mean
-        upper = torch.special.gammaincc(torch.full_like(z, shape), z)
-        upper_next = torch.special.gammaincc(torch.full_like(z, shape + 1.0), z)
+        x = shape * slack.clamp(min=0.0) / mean
+        if shape == 1.0:  # exponential service: Q(1, z) = e^-z, Q(2, z) = (1 + z) e^-z
+            upper = torch.exp(-z)
+            upper_next = (1.0 + z) * upper
+            tail = torch.exp(-x)
+        else:
+            upper = torch.special.gammaincc(torch.full_like(z, shape), z)
+            upper_next = torch.special.gammaincc(torch.full_like(z, shape + 1.0), z)
+            tail = torch.special.gammaincc(torch.full_like(x, shape), x)
         capped = service * (1.0 - upper_next) + room * upper
-        tail = torch.special.gammaincc(
-            torch.full_like(z, shape), shape * slack.clamp(min=0.0) / mean
-        )
         tail = torch.where(service > 0, tail, (slack < 0).to(tail.dtype))
         tail = torch.where((slack <= 0) & (service > 0), torch.ones_like(tail), tail)
     else:
@@ -265,6 +269,7 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
         max_nodes: int,
         region_id_input: bool,
         scoring: list[float],
+        load_input: bool = False,
         scorer_arch: list[int],
         greedy_scale: float = 50.0,
         net_arch: Any = None,
@@ -277,7 +282,9 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
                 "two_tier_scorer: expected a flat Box observation and a Discrete "
                 f"action space, got {observation_space} and {action_space}"
             )
-        self.obs_layout = ObsLayout(n_regions, n_types, max_nodes, region_id_input)
+        self.obs_layout = ObsLayout(
+            n_regions, n_types, max_nodes, region_id_input, load_input
+        )
         if self.obs_layout.size != int(observation_space.shape[0]):
             raise ValueError(
                 f"two_tier_scorer: the layout gives {self.obs_layout.size} features, "
@@ -288,6 +295,7 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             "n_types": n_types,
             "max_nodes": max_nodes,
             "region_id_input": region_id_input,
+            "load_input": load_input,
             "scoring": [float(v) for v in scoring],
             "scorer_arch": [int(v) for v in scorer_arch],
             "greedy_scale": float(greedy_scale),
@@ -346,8 +354,9 @@ def _spec(env: VecEnv, cfg: PolicyConfig, greedy_scale: float) -> dict[str, Any]
         "n_types": lay.n_types,
         "max_nodes": lay.max_nodes,
         "region_id_input": lay.region_id_input,
+        "load_input": lay.load_input,
         "scoring": [float(v) for v in core.scoring],
-        "scorer_arch": [64, 64],  # per entity: small, it runs once per region or node
+        "scorer_arch": [32, 32],  # per entity (Decima: 32-16-8): runs once per token
         "greedy_scale": greedy_scale,
         "net_arch": {"pi": [], "vf": list(cfg.net_arch)},
         "activation_fn": ACTIVATIONS[cfg.activation],

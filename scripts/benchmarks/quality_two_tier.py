@@ -140,7 +140,11 @@ def summary(
     out = []
     for name, per_seed in rows.items():
         reward = [r["mean_reward"] for r in per_seed]
-        line: dict[str, Any] = {"policy": name, "reward": float(np.mean(reward))}
+        line: dict[str, Any] = {
+            "policy": name,
+            "reward": float(np.mean(reward)),
+            "per_seed_reward": [round(float(v), 5) for v in reward],
+        }
         if bar in rows:
             gain = paired_gain(reward, [r["mean_reward"] for r in rows[bar]])
             line |= {"gain_pct": gain[0], "gain_lo": gain[1], "gain_hi": gain[2]}
@@ -220,6 +224,9 @@ def headroom(argv: Sequence[str]) -> int:
     parser.add_argument("--fpi-scale", type=float, default=1.0)
     parser.add_argument("--sita-penalty", type=float, default=0.2)
     parser.add_argument("--heavy-cores", type=int, default=8)
+    parser.add_argument("--load-source", default="rate", choices=("rate", "util"))
+    parser.add_argument("--backlog-source", default="cores", choices=("cores", "wait"))
+    parser.add_argument("--rho-max", type=float, default=0.95)
     parser.add_argument("--bar", default="weighted_greedy")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     args = parser.parse_args(argv)
@@ -227,6 +234,9 @@ def headroom(argv: Sequence[str]) -> int:
         fpi_scale=args.fpi_scale,
         sita_penalty=args.sita_penalty,
         heavy_cores=args.heavy_cores,
+        load_source=args.load_source,
+        backlog_source=args.backlog_source,
+        rho_max=args.rho_max,
     )
     reward = _reward(args.reward)
     seeds = _seeds(args.seeds)
@@ -269,8 +279,92 @@ def headroom(argv: Sequence[str]) -> int:
     return 0
 
 
+def evaluate_checkpoints(argv: Sequence[str]) -> int:
+    """``evaluate``: checkpoints and baselines on the same seeds, one table."""
+    from policies.checkpoint import load_checkpoint
+
+    parser = argparse.ArgumentParser(prog="quality_two_tier evaluate")
+    parser.add_argument("checkpoints", nargs="+", help="label=path/to/policy.zip")
+    parser.add_argument("--scenario", default="small")
+    parser.add_argument("--regions", default="eu-central", help="comma list or all")
+    parser.add_argument("--reward", default="balanced")
+    parser.add_argument("--seeds", default="5000-5015")
+    parser.add_argument("--decisions", type=int, default=20000)
+    parser.add_argument("--baselines", default="latency,weighted_greedy")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="argmax (default: sampled)"
+    )
+    parser.add_argument("--bar", default="weighted_greedy")
+    parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
+    args = parser.parse_args(argv)
+    reward = _reward(args.reward)
+    seeds = _seeds(args.seeds)
+    probe = TwoTierCore(args.scenario, 1)
+    regions = (
+        list(probe.world.region_ids)
+        if args.regions == "all"
+        else args.regions.split(",")
+    )
+    types = list(probe.world.type_names)
+    rows: dict[str, list[dict[str, float]]] = {}
+    for name in [b for b in args.baselines.split(",") if b]:
+        rows[name] = [
+            m
+            for region in regions
+            for m in evaluate(
+                name,
+                args.scenario,
+                region,
+                reward,
+                TwoTierEnvConfig(),
+                seeds,
+                args.decisions,
+            )
+        ]
+    for item in args.checkpoints:
+        label, _, path = item.partition("=")
+        model = load_checkpoint(path or label)
+        rows[label] = [
+            m
+            for region in regions
+            for m in evaluate(
+                label,
+                args.scenario,
+                region,
+                reward,
+                TwoTierEnvConfig(),
+                seeds,
+                args.decisions,
+                policy=model,
+                deterministic=args.deterministic,
+            )
+        ]
+    lines = summary(rows, types, args.bar)
+    print(
+        f"scenario {args.scenario}, regions {','.join(regions)}, reward {args.reward}, "
+        f"seeds {args.seeds}, {args.decisions} decisions per seed, "
+        f"{'argmax' if args.deterministic else 'sampled'}"
+    )
+    print(markdown(lines, types))
+    if args.out is not None:
+        with args.out.open("a", encoding="utf-8") as handle:
+            for line in lines:
+                record = {
+                    "scenario": args.scenario,
+                    "regions": regions,
+                    "reward": args.reward,
+                    "seeds": args.seeds,
+                    "decisions": args.decisions,
+                    "deterministic": args.deterministic,
+                    "checkpoints": args.checkpoints,
+                    **line,
+                }
+                handle.write(json.dumps(record) + "\n")
+    return 0
+
+
 if __name__ == "__main__":
-    commands = {"headroom": headroom}
+    commands = {"headroom": headroom, "evaluate": evaluate_checkpoints}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         names = "|".join(commands)
         sys.exit(f"usage: python -m scripts.benchmarks.quality_two_tier {names} ...")

@@ -1,0 +1,64 @@
+"""``two_tier.load_input``: every region's offered load in the header, nothing else moved.
+
+The loads are recomputed here from the scenario's hourly rates and burst trace at the
+env's current second, and the rest of the observation, the masks and the rollout
+must be those of the same env without the input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs import TwoTierCore, TwoTierEnvConfig
+from envs.errors import ConfigError
+from envs.scenario import HOUR_RATE, REG_BURST_LEN
+from envs.two_tier import kernels as K
+from envs.two_tier.live import ObservableState
+
+HOURS = 8760
+
+
+def cores(load_input: bool) -> TwoTierCore:
+    config = TwoTierEnvConfig(load_input=load_input)
+    core = TwoTierCore("bursty", 3, ["eu-central"], config=config)
+    core.reset(seed=17)
+    return core
+
+
+def test_loads_are_inserted_and_the_rollout_is_unchanged() -> None:
+    plain, loaded = cores(False), cores(True)
+    lay = loaded.layout
+    assert lay.size == plain.layout.size + lay.n_regions
+    assert lay.load_offset == lay.region_offset - lay.n_regions
+    world = loaded.world
+    rng = np.random.default_rng(1)
+    seen = []
+    for _ in range(400):
+        inserted = slice(lay.load_offset, lay.load_offset + lay.n_regions)
+        rest = np.delete(loaded.obs, np.r_[inserted], axis=1)
+        np.testing.assert_array_equal(rest, plain.obs)
+        np.testing.assert_array_equal(loaded.mask, plain.mask)
+        for b in range(loaded.num_envs):
+            sec = loaded.ist[b, K.IS_SEC]
+            hour = (loaded.ist[b, K.IS_HOUR0] + sec // 3600) % HOURS
+            expected = []
+            for r in range(world.n_regions):
+                at = (loaded.burst_off[b, r] + sec) % world.region_i[r, REG_BURST_LEN]
+                rate = world.hourly[r, hour, HOUR_RATE] * world.burst[r, at]
+                expected.append(min(rate / world.capacity_rps[r], 10.0))
+            np.testing.assert_allclose(loaded.obs[b, inserted], expected, rtol=1e-6)
+            seen.extend(expected)
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in plain.mask])
+        plain.step(actions)
+        loaded.step(actions)
+        np.testing.assert_array_equal(loaded.comps, plain.comps)
+    assert min(seen) < 0.3 and max(seen) > 1.0  # calm seconds and overload both seen
+
+
+def test_load_input_is_off_by_default_and_refused_for_live_observations() -> None:
+    assert TwoTierEnvConfig().load_input is False
+    assert TwoTierCore("small", 1).layout.load_offset == -1
+    core = cores(True)
+    with pytest.raises(ConfigError, match=r"env\.load_input"):
+        core.observe(0, ObservableState(request_type="web", origin="eu-central"))
