@@ -40,7 +40,11 @@ from envs.reach.search import SearchSettings, evaluate_reference
 from envs.vec_env import BatchedVecEnv
 from fl_server.config import compose
 from policies.config import PolicyConfig
-from policies.evaluation import RescheduleEvalSpec, evaluate_reschedule
+from policies.evaluation import (
+    RescheduleEvalSpec,
+    evaluate_reschedule,
+    evaluate_reschedule_detailed,
+)
 from policies.local import LocalTrainer
 from policies.params import get_weights, set_weights
 
@@ -102,6 +106,31 @@ def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:
     return {k: round(float(np.mean([r[k] for r in results])), 3) for k in keys}
 
 
+def reach_return(drop_ms: float, moves: int, max_moves: int) -> float:
+    """An episode's return under REACH's own reward, whatever the policy trained on.
+
+    The k-th move costs 0.2 ms x k (6aa794e, growing), the final step nothing.
+    """
+    charged = moves if moves < max_moves else moves - 1  # truncation: last step free
+    return drop_ms - 0.1 * charged * (charged + 1)
+
+
+def figures(policy: Any, spec: RescheduleEvalSpec) -> dict[str, float]:
+    """Latency reduction, moves, training-reward return and REACH's net return."""
+    results = evaluate_reschedule_detailed(policy, spec)
+    out = mean_metrics([r.metrics for r in results])
+    max_moves = spec.settings.max_moves if spec.settings else 100
+    returns = [
+        reach_return(
+            e["latency_start_ms"] - e["latency_end_ms"], int(e["moves"]), max_moves
+        )
+        for r in results
+        for e in r.episodes
+    ]
+    out["reach_return_ms"] = round(float(np.mean(returns)), 3)
+    return out
+
+
 def emit(record: dict[str, Any]) -> None:
     """One JSON line on stdout."""
     print(json.dumps(record), flush=True)
@@ -140,7 +169,7 @@ def train_curve(
     last: dict[str, float] = {}
     while learner.steps < steps:
         learner.learn(min(chunk, steps - learner.steps))
-        last = mean_metrics(evaluate_reschedule(learner.trainer.model, spec))
+        last = figures(learner.trainer.model, spec)
         emit(
             {"tag": tag, "steps": learner.steps, "train_s": round(learner.train_s, 1)}
             | last
@@ -236,7 +265,7 @@ def _train(args: argparse.Namespace) -> None:
     with config_folder(args.config, args.pattern) as (cluster, pattern):
         settings = settings_for(run, cluster, pattern)
         spec = RescheduleEvalSpec(settings, seeds, args.episodes)
-        greedy = mean_metrics(evaluate_reschedule("greedy", spec))
+        greedy = figures("greedy", spec)
         emit({"tag": args.tag, "config": args.config, "overrides": args.set} | greedy)
         train_curve(
             settings,
@@ -269,15 +298,15 @@ def _transfer(args: argparse.Namespace) -> None:
         with config_folder(name) as (cluster, pattern):
             settings = settings_for(run, cluster, pattern)
             spec = RescheduleEvalSpec(settings, seeds, args.episodes)
-            greedy = mean_metrics(evaluate_reschedule("greedy", spec))
+            greedy = figures("greedy", spec)
             learner = Learner(settings, run.policy, args.train_seed)
             if weights is not None:
                 set_weights(learner.trainer.model.policy, weights)
-            zero = mean_metrics(evaluate_reschedule(learner.trainer.model, spec))
+            zero = figures(learner.trainer.model, spec)
             emit({"test": name, "greedy": greedy, "zero_shot": zero})
             while learner.steps < args.finetune:
                 learner.learn(min(args.chunk, args.finetune - learner.steps))
-                tuned = mean_metrics(evaluate_reschedule(learner.trainer.model, spec))
+                tuned = figures(learner.trainer.model, spec)
                 emit({"test": name, "finetune_steps": learner.steps} | tuned)
 
 

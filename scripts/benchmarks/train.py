@@ -13,7 +13,6 @@ from gymnasium import spaces
 
 from envs import TwoTierEnvConfig
 from envs.batched import BatchStep
-from envs.reach.config import RescheduleConfig
 from envs.reach.core import ReachCore
 from envs.reach.generator import generate, write_config
 from envs.vec_env import BatchedVecEnv
@@ -121,8 +120,9 @@ def _reach_time_to_greedy(budget_s: float, chunk: int) -> dict[str, Any]:
         folder = write_config(
             generate(12, 28, seed=0, patterns=("aggregator_sequential",)), root
         )
-        settings = RescheduleConfig(
-            cluster=str(folder), pattern="aggregator_sequential"
+        shipped = compose(["env=reschedule"])  # the env group's own learner and env
+        settings = dataclasses.replace(
+            shipped.reschedule, cluster=str(folder), pattern="aggregator_sequential"
         )
         held_out = RescheduleEvalSpec(
             settings, seeds=(5000, 5001, 5002, 5003), episodes=10
@@ -135,7 +135,7 @@ def _reach_time_to_greedy(budget_s: float, chunk: int) -> dict[str, Any]:
                 ]
             )
         )
-        cfg = compose(["env=reschedule"]).policy  # the env group's own learner
+        cfg = shipped.policy
         trainer = LocalTrainer(
             BatchedVecEnv(ReachCore.from_settings(settings, cfg.n_envs), seed=0),
             cfg,
