@@ -185,6 +185,79 @@ def markdown(lines: list[dict[str, Any]], types: Sequence[str]) -> str:
     return "\n".join(text)
 
 
+# ------------------------------------------------------------------ benchmark
+BENCH_SCENARIO = "small"
+BENCH_REGION = "eu-central"
+BENCH_OVERRIDES: tuple[str, ...] = (
+    "policy.gamma=0.999",
+    "policy.gae_lambda=0.95",
+    "two_tier.train_reward=differential",
+)
+"""The learner the benchmark trains: the shipped one plus these Hydra overrides
+(the levers kept in docs/quality/two_tier.md)."""
+HELD_OUT = "1000-1015"
+"""Evaluation seeds of the benchmark: held out (tuning used 5000-5015)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two-tier half's options of ``python -m scripts.bench quality``."""
+    parser.add_argument(
+        "--two-tier-steps", type=int, default=1_000_000, help="training env steps"
+    )
+    parser.add_argument("--two-tier-seeds", default=HELD_OUT)
+    parser.add_argument("--two-tier-decisions", type=int, default=20_000)
+    parser.add_argument(
+        "--two-tier-override",
+        action="append",
+        default=[],
+        help="extra Hydra override of the learner (repeatable)",
+    )
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """One training seed on ``small`` (eu-central), then learned vs weighted-greedy.
+
+    Returns ``two_tier_learned_reward``, ``two_tier_weighted_greedy_reward`` (mean
+    reward per decision over the held-out seeds), ``two_tier_gain_pct`` (paired,
+    in % of weighted-greedy's magnitude) and ``two_tier_train_s``.
+    """
+    from fl_server.config import compose
+    from policies.local import LocalTrainer
+    from policies.runs import make_training_env
+
+    overrides = [
+        f"scenario={BENCH_SCENARIO}",
+        f"train.region={BENCH_REGION}",
+        *BENCH_OVERRIDES,
+        *getattr(args, "two_tier_override", []),
+    ]
+    cfg = compose(overrides)
+    steps = int(getattr(args, "two_tier_steps", 1_000_000))
+    seeds = _seeds(getattr(args, "two_tier_seeds", HELD_OUT))
+    decisions = int(getattr(args, "two_tier_decisions", 20_000))
+    env = make_training_env(cfg, BENCH_REGION, cfg.policy.n_envs, cfg.seed)
+    trainer = LocalTrainer(env, cfg.policy, seed=cfg.seed)
+    start = time.perf_counter()
+    trainer.model.learn(total_timesteps=steps)
+    train_s = time.perf_counter() - start
+    common = (cfg.scenario, BENCH_REGION, cfg.reward, cfg.two_tier, seeds, decisions)
+    learned = evaluate(
+        "learned",
+        *common,
+        policy=trainer.model,
+        deterministic=cfg.train.eval_deterministic,
+    )
+    greedy = evaluate("weighted_greedy", *common)
+    learned_r = [m["mean_reward"] for m in learned]
+    greedy_r = [m["mean_reward"] for m in greedy]
+    return {
+        "two_tier_learned_reward": round(float(np.mean(learned_r)), 5),
+        "two_tier_weighted_greedy_reward": round(float(np.mean(greedy_r)), 5),
+        "two_tier_gain_pct": round(paired_gain(learned_r, greedy_r)[0], 2),
+        "two_tier_train_s": round(train_s, 1),
+    }
+
+
 # ------------------------------------------------------------------ command line
 def _seeds(text: str) -> list[int]:
     """``5000-5007`` or ``5000,5003``."""
@@ -279,6 +352,22 @@ def headroom(argv: Sequence[str]) -> int:
     return 0
 
 
+def checkpoint_env(path: str) -> TwoTierEnvConfig:
+    """The observation settings a checkpoint was trained with (its ``.json``).
+
+    Only what shapes the observation is taken (``region_id_input``,
+    ``load_input``); the dynamics are the evaluation's defaults, as for the
+    baselines beside it.
+    """
+    from policies.checkpoint import load_metadata
+
+    trained = load_metadata(path).get("config", {}).get("two_tier", {})
+    return TwoTierEnvConfig(
+        region_id_input=bool(trained.get("region_id_input", True)),
+        load_input=bool(trained.get("load_input", False)),
+    )
+
+
 def evaluate_checkpoints(argv: Sequence[str]) -> int:
     """``evaluate``: checkpoints and baselines on the same seeds, one table."""
     from policies.checkpoint import load_checkpoint
@@ -324,6 +413,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
     for item in args.checkpoints:
         label, _, path = item.partition("=")
         model = load_checkpoint(path or label)
+        env = checkpoint_env(path or label)
         rows[label] = [
             m
             for region in regions
@@ -332,7 +422,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
                 args.scenario,
                 region,
                 reward,
-                TwoTierEnvConfig(),
+                env,
                 seeds,
                 args.decisions,
                 policy=model,
