@@ -274,7 +274,38 @@ class ReachScorer(nn.Module):
         return latent
 
 
-class ReachScorerPolicy(MaskableActorCriticPolicy):
+class _CriticWarmup(MaskableActorCriticPolicy):
+    """Freeze the actor for the first ``critic_warmup`` learner updates.
+
+    A policy that starts as greedy is only as good as the advantages that move it;
+    with an untrained critic they are noise, and the first updates pull the policy
+    off greedy (a dip in latency reduction before it climbs back). During warm-up
+    the log-probabilities and entropy are detached, so PPO's minibatch steps train
+    the value function alone.
+    """
+
+    critic_warmup = 0
+
+    def evaluate_actions(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        action_masks: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """SB3's, with the actor's outputs detached while warming up."""
+        values, log_prob, entropy = super().evaluate_actions(
+            obs,
+            actions,
+            action_masks,  # type: ignore[arg-type]
+        )
+        if self.training and self.critic_warmup > 0:
+            self.critic_warmup -= 1
+            detached = entropy.detach() if entropy is not None else None
+            return values, log_prob.detach(), detached
+        return values, log_prob, entropy
+
+
+class ReachScorerPolicy(_CriticWarmup):
     """MaskablePPO's actor-critic with :class:`ReachScorer` in place of the MLPs.
 
     The logits come straight from the scorer (``action_net`` is the identity), so no
@@ -294,6 +325,7 @@ class ReachScorerPolicy(MaskableActorCriticPolicy):
         heads: int = 0,
         greedy_scale: float = 50.0,
         stop_margin: float = 0.002,
+        critic_warmup: int = 0,
         **kwargs: Any,
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or not isinstance(
@@ -318,7 +350,9 @@ class ReachScorerPolicy(MaskableActorCriticPolicy):
             "heads": heads,
             "greedy_scale": greedy_scale,
             "stop_margin": stop_margin,
+            "critic_warmup": critic_warmup,
         }
+        self.critic_warmup = critic_warmup
         kwargs.pop("net_arch", None)
         super().__init__(
             observation_space, action_space, lr_schedule, net_arch=[], **kwargs
@@ -400,7 +434,7 @@ class _GreedyPriorHead(nn.Module):
         return logits
 
 
-class GreedyPriorMlpPolicy(MaskableActorCriticPolicy):
+class GreedyPriorMlpPolicy(_CriticWarmup):
     """SB3's separate actor and critic MLPs, with logits that start as greedy's.
 
     ``policy.network=greedy_mlp`` needs ``reschedule.move_gains``: the logits are the
@@ -418,6 +452,7 @@ class GreedyPriorMlpPolicy(MaskableActorCriticPolicy):
         identity_slots: int = 0,
         greedy_scale: float = 50.0,
         stop_margin: float = 0.002,
+        critic_warmup: int = 0,
         **kwargs: Any,
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or not isinstance(
@@ -434,7 +469,9 @@ class GreedyPriorMlpPolicy(MaskableActorCriticPolicy):
             "identity_slots": identity_slots,
             "greedy_scale": greedy_scale,
             "stop_margin": stop_margin,
+            "critic_warmup": critic_warmup,
         }
+        self.critic_warmup = critic_warmup
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build_mlp_extractor(self) -> None:

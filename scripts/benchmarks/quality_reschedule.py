@@ -45,6 +45,7 @@ from policies.evaluation import (
     evaluate_reschedule,
     evaluate_reschedule_detailed,
 )
+from policies.factory import NETWORKS, NetworkSpec
 from policies.local import LocalTrainer
 from policies.params import get_weights, set_weights
 
@@ -310,6 +311,16 @@ def _transfer(args: argparse.Namespace) -> None:
                 emit({"test": name, "finetune_steps": learner.steps} | tuned)
 
 
+def _with_kwargs(spec: NetworkSpec, extra: dict[str, Any]) -> NetworkSpec:
+    """A network spec whose policy kwargs also get ``extra`` (lab ablations)."""
+
+    def build(env: Any, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+        policy, kwargs = spec(env, cfg)
+        return policy, kwargs | extra
+
+    return build
+
+
 def main(argv: list[str] | None = None) -> int:
     """The lab's command line."""
     parser = argparse.ArgumentParser(
@@ -324,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         "--set", nargs="*", default=[], help="Hydra overrides of env=reschedule"
     )
     common.add_argument("--train-seed", type=int, default=0)
+    common.add_argument(
+        "--policy-kwargs", default="", help="JSON: extra kwargs of the policy class"
+    )
     common.add_argument("--tag", default="")
     h = sub.add_parser("headroom", parents=[common], help="greedy vs reference")
     h.add_argument("configs", nargs="+")
@@ -341,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--finetune", type=int, default=65_536)
     x.add_argument("--chunk", type=int, default=32_768)
     args = parser.parse_args(argv)
+    common_kwargs = json.loads(args.policy_kwargs) if args.policy_kwargs else {}
+    if common_kwargs:  # lab hook: extra keyword arguments of the network's policy
+        for name, spec in list(NETWORKS.items()):
+            NETWORKS[name] = _with_kwargs(spec, common_kwargs)
     {"headroom": _headroom, "train": _train, "transfer": _transfer}[args.command](args)
     return 0
 
