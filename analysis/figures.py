@@ -8,6 +8,7 @@ Each function returns the files it wrote (none when the experiment lacks the dat
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,31 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+STRATEGY_ORDER = (
+    "fedavg",
+    "fedprox",
+    "fedmedian",
+    "fedtrimmedavg",
+    "local",
+    "centralized",
+)
+"""Fixed colour slots: a strategy keeps its colour in every figure of a paper."""
+
+HEURISTIC_GREY = "0.55"
+
+
+def group_colour(name: str, names: Sequence[str]) -> str:
+    """``name``'s colour among ``names``: its strategy slot, else its rank in ``names``.
+
+    Figures of one experiment see different subsets (the probability-of-improvement
+    plot has no reference row), so colours by position would change from figure to
+    figure; strategy names get fixed slots, other groups (sweep values) their order.
+    """
+    if all(str(n) in STRATEGY_ORDER for n in names):
+        return colour(STRATEGY_ORDER.index(str(name)))
+    return colour(list(names).index(name))
+
+
 def save(fig: Figure, out: Path, name: str) -> list[Path]:
     """Write ``name``.png (200 dpi) and ``name``.pdf into ``out``; close the figure."""
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +149,9 @@ def latency_cdf(
             learned = part[part["policy"].isin(LEARNED)]
             learned = learned[learned["round"] == learned["run"].map(last)]
             learned = learned.assign(group=learned["run"].map(runs["group"]))
-            for i, (group, rows) in enumerate(learned.groupby("group")):
+            names = sorted(learned["group"].unique())
+            for group, rows in learned.groupby("group"):
+                c = group_colour(group, names)
                 curves = np.array(
                     [
                         _mean_quantile_function(r, columns)
@@ -131,12 +159,12 @@ def latency_cdf(
                     ]
                 )
                 median = np.nanmedian(curves, axis=0)
-                (line,) = ax.plot(median, levels, color=colour(i), lw=1.2)
+                (line,) = ax.plot(median, levels, color=c, lw=1.2)
                 ax.fill_betweenx(
                     levels,
                     np.nanmin(curves, axis=0),
                     np.nanmax(curves, axis=0),
-                    color=colour(i),
+                    color=c,
                     alpha=0.2,
                     lw=0,
                 )
@@ -192,7 +220,9 @@ def learning_curves(curves: pd.DataFrame, out: Path) -> list[Path]:
     estimator = str(curves["estimator"].iloc[0])
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.4))
-        for i, (group, part) in enumerate(curves.groupby("group")):
+        names = sorted(curves["group"].unique())
+        for group, part in curves.groupby("group"):
+            c = group_colour(group, names)
             part = part.sort_values("env_steps")
             n = int(part["n_runs"].min())
             ax.plot(
@@ -200,14 +230,14 @@ def learning_curves(curves: pd.DataFrame, out: Path) -> list[Path]:
                 part["point"],
                 marker="o",
                 ms=2.5,
-                color=colour(i),
+                color=c,
                 label=f"{group} (n={n})",
             )
             ax.fill_between(
                 part["env_steps"],
                 part["ci_low"],
                 part["ci_high"],
-                color=colour(i),
+                color=c,
                 alpha=0.2,
                 lw=0,
             )
@@ -259,7 +289,11 @@ def interval_plot(summary: pd.DataFrame, out: Path) -> list[Path]:
         *learned.sort_values(ascending=False).index,
         *fixed.sort_values(ascending=False).index,
     ]
-    colour_of = {a: colour(i) for i, a in enumerate(algorithms)}
+    learned_names = sorted(learned.index)
+    colour_of = {
+        a: group_colour(a, learned_names) if a in learned.index else HEURISTIC_GREY
+        for a in algorithms
+    }
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
             1, 2, figsize=(COLUMN_WIDTH * 2, 0.3 * len(algorithms) + 1.0), sharey=True
@@ -284,7 +318,8 @@ def poi_plot(summary: pd.DataFrame, out: Path) -> list[Path]:
         return []
     reference = str(rows["estimator"].iloc[0]).removeprefix("poi_vs_")
     algorithms = list(dict.fromkeys(rows["algorithm"]))
-    colour_of = {a: colour(i) for i, a in enumerate(algorithms)}
+    everyone = sorted({*algorithms, reference})
+    colour_of = {a: group_colour(a, everyone) for a in algorithms}
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.3 * len(algorithms) + 0.9))
         _interval_axes(ax, rows, colour_of)
@@ -354,6 +389,7 @@ def pareto_front(
             zorder=3,
         )
         markers = ("o", "s", "^", "D")
+        strategies = sorted(points["strategy"].unique())
         for i, (strategy, part) in enumerate(points.groupby("strategy")):
             xy = part[["carbon_g_per_1k", latency]].to_numpy()
             front = non_dominated(xy)
@@ -361,7 +397,7 @@ def pareto_front(
             ax.plot(
                 ordered[:, 0],
                 ordered[:, 1],
-                color=colour(i),
+                color=group_colour(strategy, strategies),
                 lw=1.0,
                 marker=markers[i % 4],
                 mfc="none",
@@ -416,20 +452,29 @@ def region_gain_plot(
     groups = list(dict.fromkeys(gains["group"]))
     width = 0.8 / max(len(groups), 1)
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.4))
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.8))
+        everyone = sorted({*groups, reference})
         for i, group in enumerate(groups):
             part = gains[gains["group"] == group].set_index("region").reindex(tasks)
             x = np.arange(len(tasks)) + (i - (len(groups) - 1) / 2) * width
             low = (part["gain"] - part["ci_low"]).clip(lower=0).fillna(0)
             high = (part["ci_high"] - part["gain"]).clip(lower=0).fillna(0)
-            ax.bar(x, part["gain"], width, color=colour(i), label=group)
+            ax.bar(
+                x, part["gain"], width, color=group_colour(group, everyone), label=group
+            )
             ax.errorbar(x, part["gain"], yerr=[low, high], fmt="none", ecolor="0.2")
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xticks(range(len(tasks)))
         ax.set_xticklabels(tasks)
         ax.set_xlabel("region")
         ax.set_ylabel(f"gain over {reference}\n(normalised score)")
-        ax.legend(frameon=False, ncol=min(3, len(groups)), loc="best")
+        # above the axes: inside, it covers the bars of the first or last region
+        ax.legend(
+            frameon=False,
+            ncol=min(3, len(groups)),
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+        )
         ax.grid(axis="y", alpha=0.3, lw=0.5)
         return save(fig, out, f"region_gain_vs_{reference}")
 
@@ -468,12 +513,12 @@ def reschedule_plot(collected: Collected, out: Path) -> list[Path]:
             mine = learned[learned["region"] == region]
             per_run = mine.groupby("run")[["moves", "latency_end_ms"]].mean()
             per_run["group"] = [str(info.at[r, "group"]) for r in per_run.index]
-            for i, group in enumerate(groups):
+            for group in groups:
                 rows = per_run[per_run["group"] == group]
                 ax.scatter(
                     rows["moves"],
                     rows["latency_end_ms"],
-                    color=colour(i),
+                    color=group_colour(group, sorted(groups)),
                     s=18,
                     label=f"{group} (n={len(rows)})",
                 )
