@@ -350,11 +350,46 @@ def pareto_points(collected: Collected, latency: str) -> pd.DataFrame:
     return points
 
 
+def _heuristic_points(
+    collected: Collected, latency: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Heuristics as fixed reference points, or as fronts where the weights move them.
+
+    A heuristic that reads the reward weights (weighted-greedy) decides differently in
+    every weight cell: averaging its cells would draw a point no run produced, so it
+    gets one point per cell (a front of its own, with a hypervolume). The others
+    decide alike in every run and are drawn once.
+    """
+    metrics = [latency, "carbon_g_per_1k", "cost_usd_per_1k"]
+    fixed = heuristics(collected)
+    empty = pd.DataFrame(columns=["policy", "group", *metrics])
+    if fixed.empty or any(c not in fixed for c in metrics):
+        return empty, empty
+    info = collected.runs.set_index("run")
+    fixed = fixed.assign(group=fixed["run"].map(info["group"]))
+    # one run per cell: every run of a cell evaluates the heuristics on the same seeds
+    first = fixed.groupby("group")["run"].transform("min")
+    per_cell = (
+        fixed[fixed["run"] == first]
+        .groupby(["policy", "group"], as_index=False)[metrics]
+        .mean()
+    )
+    spread = per_cell.groupby("policy")[metrics].agg(lambda v: v.max() - v.min())
+    moves = spread.index[
+        (spread > 1e-9 * (1 + per_cell[metrics].abs().max())).any(axis=1)
+    ]
+    fronts = per_cell[per_cell["policy"].isin(moves)]
+    still = per_cell[~per_cell["policy"].isin(moves)]
+    single = still.groupby("policy", as_index=False)[metrics].first()
+    return single, fronts
+
+
 def pareto_front(
     collected: Collected, out: Path, latency: str = "latency_p95_ms"
 ) -> tuple[list[Path], pd.DataFrame]:
     """Latency vs carbon per sweep cell, coloured by cost; non-dominated circled.
 
+    Heuristics that read the weights get a front of their own (``_heuristic_points``).
     Hypervolume (both objectives minimised) per strategy, with the reference point
     1.1 x the worst latency and the worst carbon of every point drawn (learned and
     heuristic), so all fronts share one reference. Returns the files and the table.
@@ -362,19 +397,13 @@ def pareto_front(
     points = pareto_points(collected, latency)
     if points.empty:
         return [], pd.DataFrame()
-    fixed = heuristics(collected)
-    fixed = (
-        fixed[fixed["run"] == sorted(fixed["run"].unique())[0]] if len(fixed) else fixed
-    )
-    ref_points = (
-        fixed.groupby("policy")[[latency, "carbon_g_per_1k", "cost_usd_per_1k"]]
-        .mean()
-        .reset_index()
-        if len(fixed)
-        else pd.DataFrame(columns=["policy", latency, "carbon_g_per_1k"])
-    )
+    ref_points, heuristic_fronts = _heuristic_points(collected, latency)
     every = pd.concat(
-        [points[["carbon_g_per_1k", latency]], ref_points[["carbon_g_per_1k", latency]]]
+        [
+            points[["carbon_g_per_1k", latency]],
+            ref_points[["carbon_g_per_1k", latency]],
+            heuristic_fronts[["carbon_g_per_1k", latency]],
+        ]
     )
     reference = 1.1 * every.max().to_numpy()
     table = []
@@ -414,7 +443,31 @@ def pareto_front(
                     f"ref_{latency}": reference[1],
                 }
             )
-        for _, row in ref_points.iterrows():
+        for policy, part in heuristic_fronts.groupby("policy"):
+            xy = part[["carbon_g_per_1k", latency]].to_numpy()
+            front = non_dominated(xy)
+            ordered = xy[front][np.argsort(xy[front][:, 0])]
+            ax.scatter(xy[:, 0], xy[:, 1], marker="x", color="0.3", s=14, zorder=2)
+            ax.plot(
+                ordered[:, 0],
+                ordered[:, 1],
+                color="0.3",
+                lw=0.8,
+                ls="--",
+                label=f"{policy} (per weight cell): non-dominated",
+            )
+            table.append(
+                {
+                    "strategy": policy,
+                    "hypervolume": hypervolume_2d(xy, reference),
+                    "points": len(xy),
+                    "non_dominated": int(front.sum()),
+                    "ref_carbon_g_per_1k": reference[0],
+                    f"ref_{latency}": reference[1],
+                }
+            )
+        ref_points = ref_points.sort_values("carbon_g_per_1k").reset_index(drop=True)
+        for j, row in ref_points.iterrows():
             ax.scatter(
                 row["carbon_g_per_1k"],
                 row[latency],
@@ -428,13 +481,15 @@ def pareto_front(
                 (row["carbon_g_per_1k"], row[latency]),
                 fontsize=6,
                 color="0.3",
-                xytext=(2, 2),
+                # neighbours in carbon alternate above and below their marker
+                xytext=(2, 3 if int(str(j)) % 2 == 0 else -8),
                 textcoords="offset points",
             )
         ax.set_xlabel(METRIC_LABELS["carbon_g_per_1k"])
         ax.set_ylabel(METRIC_LABELS.get(latency, latency))
+        ax.set_yscale("log")  # p95 of the cells spans more than a decade
         fig.colorbar(scatter, ax=ax, label=METRIC_LABELS["cost_usd_per_1k"])
-        ax.legend(frameon=False, loc="upper right")
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22))
         ax.grid(alpha=0.3, lw=0.5)
         return save(fig, out, f"pareto_{latency}"), pd.DataFrame(table)
 
