@@ -20,7 +20,7 @@ import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import nn
 
 Observation = np.ndarray | dict[str, np.ndarray]
@@ -47,6 +47,12 @@ def _numpy_actor(policy: Any) -> list[tuple[np.ndarray, np.ndarray, str]] | None
     returns None and runs through torch.
     """
     if not isinstance(policy.pi_features_extractor, FlattenExtractor):
+        return None
+    # exact types: custom heads (greedy_mlp's gain prior, the REACH scorer) subclass
+    # or wrap these and add terms a layer list cannot express
+    if type(policy.mlp_extractor) is not MlpExtractor:
+        return None
+    if type(policy.action_net) is not nn.Linear:
         return None
     layers: list[tuple[np.ndarray, np.ndarray, str]] = []
     modules = [*policy.mlp_extractor.policy_net, policy.action_net]

@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sb3_contrib.common.maskable.utils import get_action_masks
 
 from envs import TwoTierCore
 from policies.checkpoint import load_checkpoint, load_metadata
+from policies.runs import make_training_env
 from serving.app import ENDPOINTS, create_app
 from serving.metrics import ServingMetrics
 from serving.model_store import ModelStore
@@ -19,7 +21,13 @@ from serving.network import PolicyNetwork
 from serving.run_config import run_config_from_metadata
 from serving.settings import ServeSettings
 from serving.two_tier_obs import LiveObservationBatch
-from tests.serving.helpers import observable, run_config, two_tier_request
+from tests.serving.helpers import (
+    TINY_POLICY,
+    observable,
+    run_config,
+    train_checkpoint,
+    two_tier_request,
+)
 
 
 @pytest.mark.parametrize("phase", ["lb", "scheduler"])
@@ -188,3 +196,29 @@ def test_api_key_from_the_variable_or_a_mounted_secret_file(tmp_path: Path) -> N
     assert api_key_from_environment(both) == "a" * 32  # the variable wins
     with pytest.raises(ValueError, match=r"SERVING_API_KEY_FILE: cannot read"):
         api_key_from_environment({"SERVING_API_KEY_FILE": str(tmp_path / "none")})
+
+
+@pytest.mark.parametrize("network", ["greedy_mlp", "reach_scorer"])
+def test_rescheduling_networks_of_the_shipped_config_serve_as_they_predict(
+    tmp_path: Path, network: str
+) -> None:
+    """The shipped env=reschedule trains greedy_mlp: the server must load and run it.
+
+    Its head adds ``beta * gain`` to the MLP's logits, which the numpy fast path
+    cannot express: loading used to fail (``_WithGains`` has no ``policy_net``).
+    """
+    cfg = run_config(
+        "reschedule",
+        reschedule={"move_gains": True, "reward_unit": "qos"},
+        policy={**TINY_POLICY, "network": network},
+    )
+    model = load_checkpoint(train_checkpoint(tmp_path / "p.zip", cfg, seed=0))
+    network_fn = PolicyNetwork(model)
+    assert network_fn.engine == "torch"
+    env = make_training_env(cfg, None, 8, 3)
+    obs = env.reset()
+    masks = get_action_masks(env)
+    choices = network_fn.decide(obs, masks)
+    expected, _ = model.predict(obs, action_masks=masks, deterministic=True)
+    np.testing.assert_array_equal(choices.actions, expected)
+    assert masks[np.arange(len(masks)), choices.actions].all()
