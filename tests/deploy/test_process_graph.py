@@ -235,11 +235,15 @@ def force_moves(checkpoint: Path) -> None:
     """
     model = load_checkpoint(checkpoint)
     head = model.policy.action_net
-    assert head.out_features == model.action_space.n  # stop is the last action
+    # the shipped greedy_mlp head is a linear layer plus beta * move gain
+    linear = getattr(head, "linear", head)
+    assert linear.out_features == model.action_space.n  # stop is the last action
     with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-        head.bias[-1] = -50.0
+        linear.weight.zero_()
+        linear.bias.zero_()
+        linear.bias[-1] = -50.0
+        if hasattr(head, "log_beta"):
+            head.log_beta.fill_(-30.0)  # beta ~ 1e-13: the gain prior vanishes
     save_checkpoint(model, checkpoint, load_metadata(checkpoint))
 
 
