@@ -42,6 +42,7 @@ from conf.flat import (
     to_toml,
 )
 from conf.schema import RunConfig
+from policies.config import SIZE_FREE_NETWORKS
 
 __all__ = [
     "FlatConfig",
@@ -156,10 +157,14 @@ def with_common_padding(cfg: RunConfig) -> RunConfig:
     the cluster folders it can see (loopback and simulation runs); in a multi-party
     deployment, where each party holds only its own cluster, set
     ``reschedule.max_nodes`` and ``reschedule.max_pods`` explicitly. A cluster larger
-    than the padding fails on its client, naming both.
+    than the padding fails on its client, naming both. A size-free network
+    (``policies.config.SIZE_FREE_NETWORKS``) shares its weights across sizes as they
+    are: every client keeps its own cluster's axes.
     """
     settings = cfg.reschedule
     if cfg.env != "reschedule" or (settings.max_nodes and settings.max_pods):
+        return cfg
+    if cfg.policy.network in SIZE_FREE_NETWORKS:
         return cfg
     from envs.reach.core import load_settings_config
 

@@ -20,6 +20,7 @@ from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
 from policies.checkpoint import load_checkpoint, save_checkpoint
+from policies.config import SIZE_FREE_NETWORKS
 from policies.evaluation import SeedEvaluation
 from policies.factory import build_model
 from policies.params import Weights, get_weights, set_weights
@@ -34,7 +35,9 @@ class ServerEvaluator:
     Args:
         cfg: the run's typed config.
         regions: the federation's regions; the first one's env gives the spaces (every
-            region's env, and the centralized all-regions env, share them).
+            region's env, and the centralized all-regions env, share them), except
+            with a size-free network, whose regions keep their own clusters' axes:
+            each then gets its own template, built on first use.
     """
 
     def __init__(self, cfg: RunConfig, regions: list[str]) -> None:
@@ -42,6 +45,18 @@ class ServerEvaluator:
         self.score = SCORE[cfg.env]
         env = make_training_env(cfg, regions[0], cfg.policy.n_envs, cfg.seed)
         self.model: MaskablePPO = build_model(env, cfg.policy, seed=cfg.seed)
+        self._templates = {regions[0]: self.model}
+
+    def _template(self, region: str) -> MaskablePPO:
+        """The learner whose spaces fit ``region``'s env."""
+        if self.cfg.policy.network not in SIZE_FREE_NETWORKS:
+            return self.model
+        if region not in self._templates:
+            env = make_training_env(
+                self.cfg, region, self.cfg.policy.n_envs, self.cfg.seed
+            )
+            self._templates[region] = build_model(env, self.cfg.policy, self.cfg.seed)
+        return self._templates[region]
 
     def initial_weights(self) -> Weights:
         """The template's freshly initialised policy (seeded by ``cfg.seed``)."""
@@ -49,9 +64,10 @@ class ServerEvaluator:
 
     def evaluate(self, weights: Weights, region: str) -> list[SeedEvaluation]:
         """``weights`` on each of ``region``'s held-out seeds."""
-        set_weights(self.model.policy, weights)
+        model = self._template(region)
+        set_weights(model.policy, weights)
         return evaluate_detailed(
-            self.model, self.cfg, region, list(self.cfg.train.eval_seeds)
+            model, self.cfg, region, list(self.cfg.train.eval_seeds)
         )
 
     def baseline_names(self) -> list[str]:

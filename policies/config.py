@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SIZE_FREE_NETWORKS = frozenset({"reach_scorer"})
+"""``policy.network`` values whose weights do not depend on the env's node and pod
+axes: clients of such a network need no common padding to share one policy."""
+
 
 @dataclass
 class PolicyConfig:

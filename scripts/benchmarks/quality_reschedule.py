@@ -11,6 +11,8 @@ episodes. The module is also the lab's command line (docs/quality/reschedule.md)
         --chunk 65536 --set policy.network=mlp reschedule.move_gains=false
     python -m scripts.benchmarks.quality_reschedule transfer --train tune shop
         --test wide --steps 262144
+    python -m scripts.benchmarks.quality_reschedule table
+        docs/quality/data/reschedule/D-* --headroom docs/quality/data/reschedule/H-*
 
 Config names: a shipped set (``7-21``, ``shop``, ``tight``, ``pinned``, ``wide``,
 ``edge``, ``tune``), ``gen-<nodes>-<pods>-<seed>`` for the generator's config (written
@@ -28,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +51,7 @@ from policies.evaluation import (
 from policies.factory import NETWORKS, NetworkSpec
 from policies.local import LocalTrainer
 from policies.params import get_weights, set_weights
+from scripts.benchmarks import reschedule_table
 
 DATA = packaged_cluster().parent
 SHIPPED = {
@@ -104,6 +108,8 @@ def settings_for(run: Any, cluster: str, pattern: str) -> RescheduleConfig:
 def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:
     """Seed means of the harness's headline figures."""
     keys = ("latency_reduction_pct", "migrations", "mean_return")
+    if "latency_mean_reduction_pct" in results[0]:  # fixed-horizon (dynamic) episodes
+        keys += ("latency_mean_reduction_pct",)
     return {k: round(float(np.mean([r[k] for r in results])), 3) for k in keys}
 
 
@@ -280,10 +286,19 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _transfer(args: argparse.Namespace) -> None:
-    """Train on ``--train`` configs in turn (shared weights), test zero-shot, tune."""
+    """Train on ``--train`` configs in turn (shared weights), test zero-shot, tune.
+
+    ``--checkpoint`` starts from a saved policy instead (e.g. a federation's
+    ``global_policy.zip``); ``--train`` then adds local passes before the tests.
+    """
     run = shipped_run(args.set)
     seeds = parse_seeds(args.seeds)
     weights = None
+    if args.checkpoint is not None:
+        from sb3_contrib import MaskablePPO
+
+        weights = get_weights(MaskablePPO.load(args.checkpoint, device="cpu").policy)
+        emit({"checkpoint": str(args.checkpoint)})
     for round_ in range(args.rounds):
         for name in args.train:
             with config_folder(name) as (cluster, pattern):
@@ -309,6 +324,15 @@ def _transfer(args: argparse.Namespace) -> None:
                 learner.learn(min(args.chunk, args.finetune - learner.steps))
                 tuned = figures(learner.trainer.model, spec)
                 emit({"test": name, "finetune_steps": learner.steps} | tuned)
+
+
+def _table(args: argparse.Namespace) -> int:
+    rows, text = reschedule_table.table(args.logs, args.headroom, args.min_steps)
+    if args.json:
+        for row in rows:
+            emit(row)
+    print(text)
+    return 0
 
 
 def _with_kwargs(spec: NetworkSpec, extra: dict[str, Any]) -> NetworkSpec:
@@ -348,13 +372,21 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=262_144)
     t.add_argument("--chunk", type=int, default=65_536)
     x = sub.add_parser("transfer", parents=[common], help="zero-shot and fine-tuned")
-    x.add_argument("--train", nargs="+", required=True)
+    x.add_argument("--train", nargs="*", default=[])
+    x.add_argument("--checkpoint", type=Path, default=None, help="start from it")
     x.add_argument("--test", nargs="+", required=True)
     x.add_argument("--steps", type=int, default=131_072, help="per training config")
     x.add_argument("--rounds", type=int, default=1, help="passes over --train")
     x.add_argument("--finetune", type=int, default=65_536)
     x.add_argument("--chunk", type=int, default=32_768)
+    r = sub.add_parser("table", help="held-out table (Markdown) from train logs")
+    r.add_argument("logs", nargs="+", type=Path, help="train logs (JSON lines)")
+    r.add_argument("--headroom", nargs="*", type=Path, default=[])
+    r.add_argument("--min-steps", type=int, default=0, help="skip shorter runs")
+    r.add_argument("--json", action="store_true", help="rows as JSON lines too")
     args = parser.parse_args(argv)
+    if args.command == "table":
+        return _table(args)
     common_kwargs = json.loads(args.policy_kwargs) if args.policy_kwargs else {}
     if common_kwargs:  # lab hook: extra keyword arguments of the network's policy
         for name, spec in list(NETWORKS.items()):

@@ -78,3 +78,44 @@ def test_clusters_of_different_sizes_train_one_global_policy(
     model = MaskablePPO.load(folder / "global_policy.zip")
     padded = with_common_padding(cfg).reschedule
     assert model.action_space.n == padded.max_nodes * padded.max_pods + 1
+
+
+@pytest.mark.slow
+def test_a_size_free_network_federates_clusters_without_padding(
+    tiny_cfg: Callable[..., RunConfig], clusters: list[str], tmp_path: Path
+) -> None:
+    cfg = tiny_cfg(
+        *RESCHEDULE,
+        f"federation.regions=[{clusters[0]},{clusters[1]}]",
+        "policy.network=reach_scorer",
+        "reschedule.move_gains=true",
+        "engine=simulation",
+        "engine.ray_cpus=2",
+    )
+    assert with_common_padding(cfg) is cfg  # each client keeps its cluster's axes
+    folder = run(cfg, tmp_path / "run")
+
+    rows = [
+        json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
+    ]
+    global_eval = {
+        r["region"]: r
+        for r in rows
+        if r["phase"] == "server-eval" and r["policy"] == "global"
+    }
+    assert set(global_eval) == set(clusters)
+    # The one checkpoint drives both sizes: load its weights on the 12-28 axes.
+    from policies.evaluation import RescheduleEvalSpec, evaluate_reschedule
+    from policies.factory import build_model
+    from policies.params import get_weights, set_weights
+    from policies.runs import make_training_env, reschedule_settings
+
+    saved = MaskablePPO.load(folder / "global_policy.zip")
+    env = make_training_env(cfg, clusters[1], cfg.policy.n_envs, 0)
+    large = build_model(env, cfg.policy, seed=0)
+    assert saved.action_space.n != large.action_space.n
+    set_weights(large.policy, get_weights(saved.policy))
+    spec = RescheduleEvalSpec(reschedule_settings(cfg, clusters[1]), (1000,), 2)
+    (metrics,) = evaluate_reschedule(large, spec)
+    assert metrics["invalid_actions"] == 0
+    assert metrics["latency_after_ms"] < metrics["latency_before_ms"]

@@ -149,3 +149,41 @@ def test_rescheduling_records_every_episode_behind_its_means() -> None:
         for e in result.episodes:
             expected = 100 * (1 - e["latency_end_ms"] / e["latency_start_ms"])
             assert e["latency_reduction_pct"] == pytest.approx(expected)
+
+
+def test_fixed_horizon_episodes_report_the_latency_averaged_over_their_steps() -> None:
+    """Dynamic variant: the mean over decision steps, replayed step by step here."""
+    from envs.reach import ENV_IDS
+    from envs.reach.baselines import make_baseline
+    from envs.reach.config import RescheduleConfig
+    from envs.reach.core import ReachCore
+    from envs.rng import seed_streams
+
+    settings = RescheduleConfig(
+        **ENV_IDS["ReachRescheduleDynamic-v0"], horizon=True, max_moves=12
+    )
+    spec = RescheduleEvalSpec(settings, seeds=(7,), episodes=2)
+    result = evaluate_reschedule_detailed("greedy", spec)[0]
+
+    core = ReachCore.from_settings(settings, num_envs=1, autoreset=True)
+    greedy = make_baseline("greedy", core, seed=7)
+    core.reset_env(0, seed_streams(np.random.default_rng(7), 1)[0])
+    trace = []
+    for _ in range(settings.max_moves):
+        trace.append(core.latency(0))
+        actions, _ = greedy.predict(core.obs, action_masks=core.action_masks())
+        core.step(np.asarray(actions))
+    first = result.episodes[0]
+    assert first["steps"] == settings.max_moves
+    assert first["latency_mean_ms"] == pytest.approx(np.mean(trace))
+    assert first["latency_start_ms"] == pytest.approx(trace[0])
+    means = [e["latency_mean_ms"] for e in result.episodes]
+    assert result.metrics["latency_mean_ms"] == pytest.approx(np.mean(means))
+    expected = 100 * (1 - np.mean(means) / result.metrics["latency_before_ms"])
+    assert result.metrics["latency_mean_reduction_pct"] == pytest.approx(expected)
+
+
+def test_episodes_that_stop_carry_no_horizon_average() -> None:
+    result = evaluate_reschedule_detailed("greedy", RescheduleEvalSpec(seeds=(5,)))[0]
+    assert "latency_mean_reduction_pct" not in result.metrics
+    assert all("latency_mean_ms" not in e for e in result.episodes)
