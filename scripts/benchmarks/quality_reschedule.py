@@ -327,7 +327,9 @@ def _transfer(args: argparse.Namespace) -> None:
 
 
 def _table(args: argparse.Namespace) -> int:
-    rows, text = reschedule_table.table(args.logs, args.headroom, args.min_steps)
+    rows, text = reschedule_table.table(
+        args.logs, args.headroom, args.min_steps, args.show_overrides
+    )
     if args.json:
         for row in rows:
             emit(row)
@@ -384,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--headroom", nargs="*", type=Path, default=[])
     r.add_argument("--min-steps", type=int, default=0, help="skip shorter runs")
     r.add_argument("--json", action="store_true", help="rows as JSON lines too")
+    r.add_argument(
+        "--show-overrides", action="store_true", help="name each row's overrides"
+    )
     args = parser.parse_args(argv)
     if args.command == "table":
         return _table(args)

@@ -110,6 +110,7 @@ def group_row(group: Group, reference: dict[str, float] | None) -> dict[str, Any
     row: dict[str, Any] = {
         "config": group.config,
         "variant": "dynamic" if group.dynamic else "static",
+        "overrides": list(group.overrides),
         "metric": metric,
         "greedy": greedy,
         "greedy_moves": float(group.greedy["migrations"]),
@@ -146,13 +147,16 @@ HEADER = (
 )
 
 
-def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The table as Markdown, one line per row."""
+def markdown(rows: Sequence[dict[str, Any]], show_overrides: bool = False) -> str:
+    """The table as Markdown, one line per row (overrides beside the variant)."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r in rows:
+        variant = r["variant"]
+        if show_overrides and r["overrides"]:
+            variant += ": `" + " ".join(r["overrides"]) + "`"
         cells = (
             r["config"],
-            r["variant"],
+            variant,
             f"{_fmt(r['greedy'], 2)} ({_fmt(r['greedy_moves'])})",
             f"{_fmt(r['learned'], 2)} [{_fmt(r['ci_low'], 2)}, "
             f"{_fmt(r['ci_high'], 2)}] ({_fmt(r['learned_moves'])})",
@@ -168,11 +172,14 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def table(
-    train_logs: Iterable[Path], headroom_logs: Iterable[Path], min_steps: int = 0
+    train_logs: Iterable[Path],
+    headroom_logs: Iterable[Path],
+    min_steps: int = 0,
+    show_overrides: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Rows and their Markdown, static configs first, in config order of the logs."""
+    """Rows and their Markdown, static configs first, then by config and overrides."""
     refs = references(headroom_logs)
     groups = group_runs(train_logs, min_steps)
-    groups.sort(key=lambda g: (g.dynamic, g.config))
+    groups.sort(key=lambda g: (g.dynamic, g.config, g.overrides))
     rows = [group_row(g, refs.get(g.config)) for g in groups]
-    return rows, markdown(rows)
+    return rows, markdown(rows, show_overrides)

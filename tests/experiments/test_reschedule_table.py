@@ -99,3 +99,14 @@ def test_the_command_prints_the_table(
     row = json.loads(out[0])
     assert row["config"] == "7-21" and row["learned"] == pytest.approx(46.0)
     assert out[1].startswith("| config | variant |")
+
+
+def test_rows_of_one_config_are_told_apart_by_their_overrides(tmp_path: Path) -> None:
+    logs = [
+        _log(tmp_path / "d.jsonl", "shop", 50.0, [60.0]),
+        _log(tmp_path / "a.jsonl", "shop", 50.0, [45.0], ("policy.network=mlp",)),
+    ]
+    rows, text = table(logs, [], show_overrides=True)
+    assert [r["overrides"] for r in rows] == [[], ["policy.network=mlp"]]
+    assert "| shop | static | 50.00" in text
+    assert "| shop | static: `policy.network=mlp` | 50.00" in text
