@@ -98,6 +98,13 @@ def test_a_size_free_network_federates_clusters_without_padding(
     rows = [
         json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
     ]
+    for server_round in (1, 2):  # no client dropped out: every size trained
+        trained = {
+            r["region"]
+            for r in rows
+            if r["round"] == server_round and r["phase"] == "train"
+        }
+        assert trained == set(clusters)
     global_eval = {
         r["region"]: r
         for r in rows
