@@ -82,6 +82,24 @@ def test_reschedule_env_group_sets_its_env_and_learner() -> None:
     assert compose_run().policy.gamma == 0.9  # the two-tier default is untouched
 
 
+def test_dynamic_reschedule_group_is_the_dynamic_env_on_a_horizon() -> None:
+    """``env=reschedule_dynamic``: ReachRescheduleDynamic-v0's events, a fixed horizon.
+
+    Every event setting is compared with the registered id's, so the two cannot drift
+    apart; the learner is env=reschedule's.
+    """
+    from envs.reach import ENV_IDS
+
+    run = compose_run("env=reschedule_dynamic")
+    static = compose_run("env=reschedule")
+    assert run.env == "reschedule" and run.policy == static.policy
+    for key, value in ENV_IDS["ReachRescheduleDynamic-v0"].items():
+        assert getattr(run.reschedule, key) == value, key
+    assert run.reschedule.horizon and run.reschedule.horizon_reward == "average"
+    assert run.reschedule.migration_cost_growth == "constant"
+    assert run.reschedule.move_gains == static.reschedule.move_gains
+
+
 def test_a_bad_override_names_the_key() -> None:
     with pytest.raises(
         (ConfigCompositionException, ValidationError), match=r"two_tier\.episode_length"

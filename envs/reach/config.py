@@ -15,6 +15,7 @@ _CHOICES = {
     "replicas": ("uniform", "max"),
     "migration_cost_growth": ("growing", "constant"),
     "reward_unit": ("ms", "qos"),
+    "horizon_reward": ("end", "average"),
 }
 
 
@@ -115,6 +116,14 @@ class RescheduleConfig:
     and the reward also counts the latency change of the step's events, so the
     return telescopes to the latency drop over the episode. Off (REACH): stop ends
     the episode and events after a move are not credited to it."""
+    horizon_reward: str = "end"
+    """Latency term of a fixed-horizon step's reward (needs ``horizon``). ``end``:
+    the step's latency change, so the return is the drop from the episode's start
+    to its *end* and nothing rewards getting there early; ``average``: (QoS
+    threshold - latency after the step) / ``max_moves``, so the return is the QoS
+    slack *averaged over the episode's steps*: lowering the average latency (what
+    users live with, and what evaluation reports) is the objective, and every term
+    is in the observation (the start latency is not)."""
 
     def __post_init__(self) -> None:
         """Fail fast on a bad value, naming the field and what was expected."""
@@ -158,6 +167,11 @@ class RescheduleConfig:
             raise ValueError(
                 "RescheduleConfig.move_gains: expected observation='flat' (REACH's "
                 f"Dict keys have no move gains), got observation={self.observation!r}"
+            )
+        if self.horizon_reward != "end" and not self.horizon:
+            raise ValueError(
+                "RescheduleConfig.horizon_reward: expected 'end' unless horizon=True "
+                f"(it shapes fixed-horizon episodes), got {self.horizon_reward!r}"
             )
         if self.queue_wait_cap_ms <= 0.0:
             raise ValueError(

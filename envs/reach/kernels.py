@@ -879,8 +879,11 @@ def _step_one(
     if horizon:  # the events' latency change is part of the step's outcome
         after = fr[scal + rl.SC_LATENCY]
         slo = sf[params + rl.PR_SLO_PENALTY] * fr[scal + rl.SC_VIOLATION]
+    gain = before - after  # the return telescopes to the start-to-end drop
+    if si[rl.HI_HORIZON] == rl.HORIZON_AVERAGE:  # the return is the average slack
+        gain = (sf[params + rl.PR_QOS_MEAN] - after) / si[rl.HI_MAX_MOVES]
     fr[o_info + rl.INFO_SLO_PENALTY] = slo
-    reward = ((before - after) - cost - slo) * sf[params + rl.PR_REWARD_SCALE]
+    reward = (gain - cost - slo) * sf[params + rl.PR_REWARD_SCALE]
     fr[o_info + rl.INFO_REWARD] = reward
     fr[o_info + rl.INFO_LAT_EVENTS] = fr[scal + rl.SC_LATENCY]
     fr[o_info + rl.INFO_RPS_SCALE] = fr[scal + rl.SC_RPS_SCALE]

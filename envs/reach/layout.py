@@ -34,6 +34,8 @@ HI_NM, HI_PM, HI_D = 8, 9, 10
 HI_PLACEMENT, HI_REPLICAS, HI_GROWING, HI_QUEUEING, HI_RESPONSE = 11, 12, 13, 14, 15
 HI_STOP_AT_QOS, HI_ONEHOT, HI_MAX_MOVES, HI_EVENTS = 16, 17, 18, 19
 HI_GAINS, HI_HORIZON = 20, 21
+HORIZON_OFF, HORIZON_END, HORIZON_AVERAGE = 0, 1, 2
+"""Values of ``HI_HORIZON``: REACH episodes, or fixed-horizon ones by reward."""
 HI_FIELDS = 24
 """First (offset, length) pair; fields follow in the order static int, static float,
 dynamic float, dynamic int."""
@@ -333,6 +335,13 @@ def _midpoint(choice: tuple[float, ...]) -> float:
     )
 
 
+def horizon_code(settings: RescheduleConfig) -> int:
+    """``HI_HORIZON``'s value: REACH episodes, or a fixed horizon and its reward."""
+    if not settings.horizon:
+        return HORIZON_OFF
+    return HORIZON_AVERAGE if settings.horizon_reward == "average" else HORIZON_END
+
+
 def build_layout(config: ReachConfig, settings: RescheduleConfig) -> Layout:
     """Pack ``config`` under ``settings`` (padding, switches, reward parameters)."""
     nodes = config.nodes.nodes
@@ -515,7 +524,7 @@ def build_layout(config: ReachConfig, settings: RescheduleConfig) -> Layout:
     header[HI_MAX_MOVES] = settings.max_moves
     header[HI_EVENTS] = int(settings.events)
     header[HI_GAINS] = int(settings.move_gains)
-    header[HI_HORIZON] = int(settings.horizon)
+    header[HI_HORIZON] = horizon_code(settings)
     spans = [
         *[(HEADER + off, length) for off, length in ints.spans],
         *floats.spans,

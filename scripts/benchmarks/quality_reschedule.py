@@ -93,7 +93,12 @@ def config_folder(name: str, pattern: str | None = None) -> Iterator[tuple[str, 
 
 
 def shipped_run(overrides: Sequence[str] = ()) -> Any:
-    """The composed run config of ``env=reschedule`` plus Hydra overrides."""
+    """The composed run config of ``env=reschedule`` plus Hydra overrides.
+
+    An ``env=`` among the overrides (e.g. ``env=reschedule_dynamic``) replaces it.
+    """
+    if any(item.startswith("env=") for item in overrides):
+        return compose(list(overrides))
     return compose(["env=reschedule", *overrides])
 
 
@@ -358,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--episodes", type=int, default=10, help="episodes per seed")
     common.add_argument("--pattern", default=None, help="call pattern (default: set's)")
     common.add_argument(
-        "--set", nargs="*", default=[], help="Hydra overrides of env=reschedule"
+        "--set",
+        nargs="*",
+        default=[],
+        help="Hydra overrides of env=reschedule (env=reschedule_dynamic: dynamic)",
     )
     common.add_argument("--train-seed", type=int, default=0)
     common.add_argument(
@@ -390,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         "--show-overrides", action="store_true", help="name each row's overrides"
     )
     args = parser.parse_args(argv)
+    if args.command == "transfer" and not args.train and args.checkpoint is None:
+        parser.error("transfer: give --train configs, --checkpoint, or both")
     if args.command == "table":
         return _table(args)
     common_kwargs = json.loads(args.policy_kwargs) if args.policy_kwargs else {}

@@ -110,3 +110,12 @@ def test_rows_of_one_config_are_told_apart_by_their_overrides(tmp_path: Path) ->
     assert [r["overrides"] for r in rows] == [[], ["policy.network=mlp"]]
     assert "| shop | static | 50.00" in text
     assert "| shop | static: `policy.network=mlp` | 50.00" in text
+
+
+def test_transfer_without_training_or_checkpoint_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--test", "wide"])
+    assert exit_info.value.code == 2
+    assert "give --train configs, --checkpoint, or both" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from envs.reach.config import RescheduleConfig
 from envs.reach.core import ReachCore
 from envs.reach.generator import generate
 from envs.vec_env import BatchedVecEnv
-from policies.config import PolicyConfig
+from policies.config import SIZE_FREE_NETWORKS, PolicyConfig
 from policies.factory import NETWORKS, build_model
 from policies.networks.reach import infer_layout
 from policies.params import get_weights, set_weights
@@ -72,9 +72,11 @@ def test_shapes_and_masks(size: tuple[int, int] | None) -> None:
     assert rng_seen  # the policy did move pods, not only stop
 
 
-def test_one_set_of_weights_serves_two_cluster_sizes() -> None:
+@pytest.mark.parametrize("network", sorted(SIZE_FREE_NETWORKS))
+def test_one_set_of_weights_serves_two_cluster_sizes(network: str) -> None:
     small, large = _core(None), _core((12, 28))
-    a, b = _model(small), _model(large)
+    cfg = dataclasses.replace(CFG, network=network)
+    a, b = _model(small, cfg), _model(large, cfg)
     wa = get_weights(a.policy)  # type: ignore[attr-defined]
     wb = get_weights(b.policy)  # type: ignore[attr-defined]
     assert {k: v.shape for k, v in wa.items()} == {k: v.shape for k, v in wb.items()}

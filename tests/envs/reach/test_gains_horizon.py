@@ -120,6 +120,47 @@ def test_horizon_episodes_wait_on_stop_and_telescope_the_latency() -> None:
         assert core.episode_info(i)["l"] == horizon
 
 
+def test_average_horizon_reward_returns_the_mean_qos_slack() -> None:
+    """``horizon_reward=average``: the return is the mean QoS slack, minus charges.
+
+    So a drop made early is worth more than the same drop made late.
+    """
+    config = generate(9, 20, seed=4).to_config("aggregator_parallel")
+    horizon = 10
+    settings = dataclasses.replace(
+        EVENTS,
+        horizon=True,
+        horizon_reward="average",
+        max_moves=horizon,
+        migration_cost=0.5,
+    )
+    core = ReachCore(config, settings, 6, autoreset=False)
+    core.reset(seed=9)
+    stop = core.layout.n_actions - 1
+    rng = np.random.default_rng(3)
+    total = np.zeros(core.num_envs)
+    expected = np.zeros(core.num_envs)
+    for _ in range(horizon):
+        moves = np.where(core.mask, rng.random(core.mask.shape), -1.0)
+        acts = np.where(rng.random(core.num_envs) < 0.5, stop, moves.argmax(axis=1))
+        core.step(acts)
+        for i in range(core.num_envs):
+            info = core.step_info(i)
+            total[i] += info["reward"]
+            slack = (config.app.qos - core.latency(i)) / horizon
+            charges = info["migration_cost"] + info["slo_penalty"]
+            expected[i] += slack - charges
+    assert config.app.qos > 0
+    np.testing.assert_allclose(total, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_average_horizon_reward_needs_fixed_horizon_episodes() -> None:
+    with pytest.raises(ValueError, match=r"horizon_reward: expected 'end' unless"):
+        RescheduleConfig(horizon_reward="average")
+    with pytest.raises(ValueError, match=r"horizon_reward: expected one of"):
+        RescheduleConfig(horizon=True, horizon_reward="mean")
+
+
 def test_qos_reward_unit_divides_the_reward_and_nothing_else() -> None:
     config = generate(9, 20, seed=5).to_config("chain")
     settings = dataclasses.replace(EVENTS, migration_cost=0.7)
