@@ -51,7 +51,7 @@ from policies.evaluation import (
 from policies.factory import NETWORKS, NetworkSpec
 from policies.local import LocalTrainer
 from policies.params import get_weights, set_weights
-from scripts.benchmarks import reschedule_table
+from scripts.benchmarks import federation_table, reschedule_table
 
 DATA = packaged_cluster().parent
 SHIPPED = {
@@ -342,6 +342,16 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _federation_table(args: argparse.Namespace) -> int:
+    rows = federation_table.federation_rows(args.metrics)
+    rows += federation_table.transfer_rows(args.transfer)
+    if args.json:
+        for row in rows:
+            emit(row)
+    print(federation_table.markdown(rows))
+    return 0
+
+
 def _with_kwargs(spec: NetworkSpec, extra: dict[str, Any]) -> NetworkSpec:
     """A network spec whose policy kwargs also get ``extra`` (lab ablations)."""
 
@@ -397,7 +407,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--show-overrides", action="store_true", help="name each row's overrides"
     )
+    f = sub.add_parser(
+        "federation-table", help="federated runs over training seeds (Markdown)"
+    )
+    f.add_argument("metrics", nargs="+", type=Path, help="federations' metrics.jsonl")
+    f.add_argument("--transfer", nargs="*", type=Path, default=[], help="transfer logs")
+    f.add_argument("--json", action="store_true", help="rows as JSON lines too")
     args = parser.parse_args(argv)
+    if args.command == "federation-table":
+        return _federation_table(args)
     if args.command == "transfer" and not args.train and args.checkpoint is None:
         parser.error("transfer: give --train configs, --checkpoint, or both")
     if args.command == "table":

@@ -11,7 +11,9 @@ the lab's command line (docs/quality/two_tier.md)::
 evaluates observation-based heuristics and the privileged reference rules of
 :mod:`envs.two_tier.reference` on the same seeds and prints mean reward, the paired
 gain over weighted-greedy with a 95 % t-interval, and per request type p95 and SLO
-violation rate, cost and carbon.
+violation rate, cost and carbon. ``evaluate label=policy.zip ... --out log.jsonl``
+does the same for checkpoints, and ``pool log.jsonl --runs s0,s1,...`` gives one
+learner's gain over its training seeds with a stratified-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -131,6 +133,67 @@ def paired_gain(
     half = float(stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1))
     half /= math.sqrt(diff.size)
     return point, point - half, point + half
+
+
+def pooled_gain(
+    runs: Sequence[Sequence[float]], bar: Sequence[float], seed: int = 0
+) -> dict[str, Any]:
+    """Gain over ``bar`` of one learner trained with several seeds, in % of ``|bar|``.
+
+    ``runs[k][j]`` is the mean reward of training seed k's policy on evaluation seed
+    j, paired with ``bar[j]``. The point is the mean over runs and evaluation seeds;
+    the 95 % interval is rliable's stratified bootstrap over training seeds (the
+    evaluation seeds are its tasks), as in the rescheduling tables: it answers "would
+    another training seed do as well", where :func:`paired_gain` answers "would
+    other requests". Each training seed's own gain is returned too.
+    """
+    from policies.stats import interval_estimates
+
+    scores = np.asarray(runs, dtype=float)
+    reference = np.asarray(bar, dtype=float)
+    if scores.ndim != 2 or scores.shape[1] != reference.size:
+        raise ValueError(
+            f"runs: expected one reward per evaluation seed of the bar "
+            f"({reference.size}) for every run, got shape {scores.shape}"
+        )
+    gains = 100.0 * (scores - reference) / abs(reference.mean())
+    estimate = interval_estimates({"pooled": gains}, ("mean",), seed=seed)[0]
+    return {
+        "gain_pct": estimate.point,
+        "gain_lo": estimate.ci_low,
+        "gain_hi": estimate.ci_high,
+        "runs": int(gains.shape[0]),
+        "per_run_gain_pct": [round(float(g), 3) for g in gains.mean(axis=1)],
+        "runs_above_bar": int((gains.mean(axis=1) > 0).sum()),
+    }
+
+
+def pool(argv: Sequence[str]) -> int:
+    """``pool``: one learner's training seeds, from ``evaluate --out`` lines, pooled."""
+    parser = argparse.ArgumentParser(prog="quality_two_tier pool")
+    parser.add_argument("logs", nargs="+", type=Path, help="evaluate --out files")
+    parser.add_argument("--runs", required=True, help="comma list of policy labels")
+    parser.add_argument("--bar", default="weighted_greedy")
+    args = parser.parse_args(argv)
+    lines = [
+        json.loads(text)
+        for log in args.logs
+        for text in log.read_text(encoding="utf-8").splitlines()
+        if text.strip()
+    ]
+    keys = ("scenario", "regions", "reward_weights", "seeds", "decisions")
+    keys += ("deterministic",)
+    setting = {json.dumps([line.get(key) for key in keys]) for line in lines}
+    if len(setting) != 1:
+        sys.exit(f"pool: the logs mix evaluation settings {keys}: {sorted(setting)}")
+    by_policy = {line["policy"]: line["per_seed_reward"] for line in lines}
+    labels = [label for label in args.runs.split(",") if label]
+    missing = [x for x in [*labels, args.bar] if x not in by_policy]
+    if missing:
+        sys.exit(f"pool: no evaluation of {missing} in the logs")
+    result = pooled_gain([by_policy[label] for label in labels], by_policy[args.bar])
+    print(json.dumps({"policies": labels, "bar": args.bar} | result))
+    return 0
 
 
 def summary(
@@ -342,7 +405,7 @@ def headroom(argv: Sequence[str]) -> int:
                 record = {
                     "scenario": args.scenario,
                     "regions": regions,
-                    "reward": args.reward,
+                    "reward_weights": args.reward,  # the line's "reward": its mean
                     "seeds": args.seeds,
                     "decisions": args.decisions,
                     "options": asdict(options),
@@ -442,7 +505,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
                 record = {
                     "scenario": args.scenario,
                     "regions": regions,
-                    "reward": args.reward,
+                    "reward_weights": args.reward,  # the line's "reward": its mean
                     "seeds": args.seeds,
                     "decisions": args.decisions,
                     "deterministic": args.deterministic,
@@ -454,7 +517,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    commands = {"headroom": headroom, "evaluate": evaluate_checkpoints}
+    commands = {"headroom": headroom, "evaluate": evaluate_checkpoints, "pool": pool}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         names = "|".join(commands)
         sys.exit(f"usage: python -m scripts.benchmarks.quality_two_tier {names} ...")

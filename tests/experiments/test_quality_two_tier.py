@@ -1,0 +1,68 @@
+"""The two-tier lab's statistics: paired gains and gains pooled over training seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scripts.benchmarks.quality_two_tier import paired_gain, pool, pooled_gain
+
+BAR = [-0.1, -0.2, -1.0, -0.3]
+
+
+def test_paired_gain_is_relative_to_the_bars_mean() -> None:
+    better = [b + 0.16 for b in BAR]  # +0.16 on every seed, |mean(bar)| = 0.4
+    point, low, high = paired_gain(better, BAR)
+    assert point == pytest.approx(40.0)
+    assert low == pytest.approx(40.0) and high == pytest.approx(40.0)  # no spread
+    point, low, high = paired_gain([-0.1, -0.2, -0.6, -0.5], BAR)
+    assert point == pytest.approx(100 * (0.4 - 0.2) / 4 / 0.4)
+    assert low < point < high
+
+
+def test_pooled_gain_averages_training_seeds_and_resamples_them() -> None:
+    runs = [[b + d for b in BAR] for d in (0.04, 0.08, -0.04)]  # +10, +20, -10 %
+    result = pooled_gain(runs, BAR)
+    assert result["per_run_gain_pct"] == pytest.approx([10.0, 20.0, -10.0])
+    assert result["gain_pct"] == pytest.approx(20.0 / 3)
+    assert result["gain_lo"] < result["gain_pct"] < result["gain_hi"]
+    assert result["gain_lo"] >= -10.0 and result["gain_hi"] <= 20.0
+    assert result["runs"] == 3 and result["runs_above_bar"] == 2
+    with pytest.raises(ValueError, match=r"one reward per evaluation seed"):
+        pooled_gain([[0.0, 0.0]], BAR)
+
+
+def _line(policy: str, rewards: list[float], seeds: str = "5000-5003") -> str:
+    record = {
+        "scenario": "small",
+        "regions": ["eu-central"],
+        "reward_weights": "balanced",
+        "reward": float(np.mean(rewards)),  # evaluate's lines: the mean reward
+        "seeds": seeds,
+        "decisions": 20000,
+        "deterministic": False,
+        "policy": policy,
+        "per_seed_reward": rewards,
+    }
+    return json.dumps(record) + "\n"
+
+
+def test_pool_reads_evaluate_logs_and_refuses_mixed_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(
+        _line("weighted_greedy", BAR) + _line("s0", list(np.add(BAR, 0.04)))
+    )
+    second.write_text(_line("s1", list(np.add(BAR, 0.08))))
+    assert pool([str(first), str(second), "--runs", "s0,s1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["policies"] == ["s0", "s1"] and out["gain_pct"] == pytest.approx(15.0)
+    with pytest.raises(SystemExit, match=r"no evaluation of \['s2'\]"):
+        pool([str(first), str(second), "--runs", "s0,s2"])
+    second.write_text(_line("s1", list(np.add(BAR, 0.08)), seeds="1000-1003"))
+    with pytest.raises(SystemExit, match=r"mix evaluation settings"):
+        pool([str(first), str(second), "--runs", "s0,s1"])
