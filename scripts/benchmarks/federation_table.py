@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.stats import interval_estimates
-from scripts.benchmarks.reschedule_table import read_lines
+from scripts.benchmarks.reschedule_table import read_lines, versus_greedy
 
 METRIC = "latency_reduction_pct"
 
@@ -29,21 +28,11 @@ def _row(
     cluster: str, how: str, greedy: float, greedy_moves: float, runs: list[tuple]
 ) -> dict[str, Any]:
     """One row from (learned %, moves) per training seed."""
-    scores = np.array([[value] for value, _ in runs], dtype=float)
-    (estimate,) = interval_estimates({"global": scores}, estimators=("mean",))
     return {
         "cluster": cluster,
         "how": how,
-        "greedy": greedy,
         "greedy_moves": greedy_moves,
-        "learned": estimate.point,
-        "ci_low": estimate.ci_low,
-        "ci_high": estimate.ci_high,
-        "gain": estimate.point - greedy,
-        "gain_low": estimate.ci_low - greedy,
-        "gain_high": estimate.ci_high - greedy,
-        "seeds": len(runs),
-        "seeds_above_greedy": int((scores[:, 0] > greedy).sum()),
+        **versus_greedy([value for value, _ in runs], greedy),
         "learned_moves": float(np.mean([moves for _, moves in runs])),
     }
 
@@ -58,10 +47,21 @@ def _agree(seen: dict[str, float], key: str, value: float, source: Path) -> None
     seen[key] = value
 
 
+def _same_length(seen: dict[str, float], key: str, value: float, source: Path) -> None:
+    """Runs pooled in one row must be equally long: an early stop would hide in it."""
+    if key in seen and seen[key] != value:
+        raise ValueError(
+            f"{source}: {key} is {value:g}, another run's is {seen[key]:g}: "
+            "runs of different lengths are not pooled"
+        )
+    seen[key] = value
+
+
 def federation_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """Rows of the clusters that trained: the global policy at its last evaluation."""
     greedy: dict[str, float] = {}
     greedy_moves: dict[str, float] = {}
+    lengths: dict[str, float] = {}
     runs: dict[str, list[tuple]] = {}
     for path in paths:
         evals = [r for r in read_lines(path) if r.get("phase") == "server-eval"]
@@ -71,6 +71,7 @@ def federation_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
                 f"{path}: expected server evaluations of greedy and global"
             )
         last = max(rounds)
+        _same_length(lengths, "the last evaluated round", float(last), path)
         for cluster in sorted({r["region"] for r in evals}):
             base = [
                 r for r in evals if r["region"] == cluster and r["policy"] == "greedy"
@@ -101,6 +102,7 @@ def transfer_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
     greedy_moves: dict[str, float] = {}
     zero: dict[str, list[tuple]] = {}
     tuned: dict[str, list[tuple]] = {}
+    lengths: dict[str, float] = {}
     for path in paths:
         last_tuned: dict[str, dict[str, Any]] = {}
         for record in read_lines(path):
@@ -115,6 +117,8 @@ def transfer_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
             elif "finetune_steps" in record:
                 last_tuned[test] = record
         for test, record in last_tuned.items():
+            steps = float(record["finetune_steps"])
+            _same_length(lengths, f"fine-tuning on {test}", steps, path)
             tuned.setdefault(test, []).append((record[METRIC], record["migrations"]))
     rows = [
         _row(t, "zero-shot", greedy[t], greedy_moves[t], zero[t]) for t in sorted(zero)

@@ -58,6 +58,17 @@ def test_runs_evaluated_on_other_episodes_are_refused(tmp_path: Path) -> None:
         federation_rows([a, b])
 
 
+def test_a_run_stopped_at_another_round_is_not_pooled(tmp_path: Path) -> None:
+    full = _federation(tmp_path / "a.jsonl", 54)
+    short = tmp_path / "b.jsonl"
+    lines = [json.loads(t) for t in full.read_text().splitlines()]
+    short.write_text(
+        "".join(json.dumps(r) + "\n" for r in lines if r.get("round") != 6)
+    )
+    with pytest.raises(ValueError, match=r"last evaluated round is 3.*not pooled"):
+        federation_rows([full, short])
+
+
 def test_transfer_rows_give_zero_shot_and_the_longest_fine_tuning(
     tmp_path: Path,
 ) -> None:
@@ -79,6 +90,12 @@ def test_transfer_rows_give_zero_shot_and_the_longest_fine_tuning(
         paths.append(tmp_path / f"t{k}.jsonl")
         paths[-1].write_text("".join(json.dumps(line) + "\n" for line in lines))
     zero_row, tuned_row = transfer_rows(paths)
+    longer = (
+        paths[1].read_text().replace('"finetune_steps": 20', '"finetune_steps": 30')
+    )
+    paths[1].write_text(longer)
+    with pytest.raises(ValueError, match=r"fine-tuning on wide is 30.*not pooled"):
+        transfer_rows(paths)
     assert (zero_row["how"], tuned_row["how"]) == ("zero-shot", "fine-tuned")
     assert zero_row["learned"] == pytest.approx(61.5)
     assert tuned_row["learned"] == pytest.approx(64.5)
