@@ -47,6 +47,30 @@ the default scheduler (LeastAllocated, random among the best). ``weighted_greedy
 picks, in each tier, the row with the lowest expected penalty under the run's reward
 weights (the best myopic rule; it needs the run's ``scoring``)."""
 
+TABLE_BASELINES = ("fpi_greedy",)
+"""Two-tier baselines that need the scenario's static tables besides the observation:
+``fpi_greedy`` adds to weighted-greedy's penalty the request's externality on later
+requests (:class:`policies.networks.two_tier.FpiGreedyPolicy`)."""
+
+
+def two_tier_baseline(name: str, core: Any, seed: int = 0) -> Policy:
+    """A named two-tier baseline acting on ``core``'s observations.
+
+    Raises:
+        ValueError: ``name`` is in neither :data:`BASELINES` nor
+            :data:`TABLE_BASELINES`.
+    """
+    if name in TABLE_BASELINES:
+        from policies.networks.two_tier import FpiGreedyPolicy
+
+        return FpiGreedyPolicy(core)
+    if name not in BASELINES:
+        raise ValueError(
+            f"baseline: expected one of {list(BASELINES) + list(TABLE_BASELINES)}, "
+            f"got {name!r}"
+        )
+    return TwoTierHeuristicPolicy.named(name, core.layout, seed, core.scoring)
+
 
 class Policy(Protocol):
     """What the evaluation harness and the server call (SB3's ``predict``)."""

@@ -29,7 +29,7 @@ from envs.rng import seed_streams
 from envs.scenario import TYPE_SLO_S
 from envs.two_tier import kernels as K
 from envs.two_tier.config import RewardConfig
-from policies.baselines import Policy, TwoTierHeuristicPolicy
+from policies.baselines import Policy, two_tier_baseline
 from policies.identity import with_identity
 
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
@@ -228,9 +228,7 @@ def _evaluate_two_tier(
         tuple(core.world.type_names), core.world.type_f[:, TYPE_SLO_S].copy()
     )
     if isinstance(policy, str):
-        policy = TwoTierHeuristicPolicy.named(
-            policy, core.layout, seed=seeds[0], scoring=core.scoring
-        )
+        policy = two_tier_baseline(policy, core, seed=seeds[0])
     core.seed_each(seeds)
     for i in range(core.num_envs):
         core.reset_one(i)

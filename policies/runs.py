@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from envs import make_region_vec_env
 from envs.vec_env import BatchedVecEnv
 from policies.baselines import BASELINES as TWO_TIER_BASELINES
-from policies.baselines import Policy
+from policies.baselines import TABLE_BASELINES, Policy
 from policies.evaluation import (
     RescheduleEvalSpec,
     SeedEvaluation,
@@ -75,7 +75,7 @@ def baseline_names(cfg: Any) -> tuple[str, ...]:
     """The named baselines of ``cfg.env``."""
     check_env_kind(cfg.env)
     if cfg.env == "two_tier":
-        return tuple(TWO_TIER_BASELINES)
+        return (*TWO_TIER_BASELINES, *TABLE_BASELINES)
     from envs.reach.baselines import BASELINES
 
     return tuple(BASELINES)

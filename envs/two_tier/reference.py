@@ -56,6 +56,7 @@ from envs.scenario import (
 )
 from envs.two_tier import kernels as K
 from envs.two_tier.core import TwoTierCore
+from envs.two_tier.externality import inv_slo_mix, mean_service
 from envs.two_tier.heuristics import expected_penalty
 from envs.two_tier.layout import PHASE_LB
 
@@ -130,16 +131,10 @@ class ReferenceDispatcher:
         self.cores = cores
         self.first = world.node_f[:, NODE_CORE_OFFSET].astype(np.int64)
         self.node_region = world.node_region
-        probs = np.diff(world.mix_cum, prepend=0.0, axis=1)  # [R, K] type shares
-        # Mean service of a region's own mix on each node (capable types only) and
-        # the mean 1 / SLO of that mix: what later arrivals at a node look like.
-        self.mean_service = np.empty(world.n_nodes)
-        for n in range(world.n_nodes):
-            q = self.node_region[n]
-            ok = np.isfinite(self.exec_s[:, n])
-            w = probs[q, ok] / probs[q, ok].sum()
-            self.mean_service[n] = float((w * self.exec_s[ok, n]).sum())
-        self.inv_slo_mix = (probs / self.slo[None, :]).sum(axis=1)  # [R]
+        # What later arrivals at a node look like: the mean service of its region's
+        # mix on it and the mix's mean 1 / SLO.
+        self.mean_service = mean_service(world)
+        self.inv_slo_mix = inv_slo_mix(world)  # [R]
         # SITA: heavy types avoid the few-core nodes of their fastest CPU class,
         # which the short types need (they may use many-core or slower nodes).
         fastest = self.exec_s.min(axis=1, keepdims=True)  # [K, 1]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
@@ -34,6 +35,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
+from envs.two_tier.externality import TABLE_NAMES, externality_tables
 from envs.two_tier.heuristics import (
     N_SCORING,
     S_CAP,
@@ -49,6 +51,7 @@ from envs.two_tier.layout import (
     NF_COST,
     NF_EXEC,
     NF_UTIL,
+    NF_VALID,
     NF_WAIT,
     NODE_FEATURES,
     REGION_FEATURES,
@@ -59,6 +62,7 @@ from envs.two_tier.layout import (
     RF_RTT,
     RF_TRANSFER,
     RF_UTIL,
+    RF_VALID,
     ObsLayout,
 )
 from policies.config import PolicyConfig
@@ -116,6 +120,71 @@ def expected_penalty(
     )
 
 
+def fpi_externality(
+    scorer: TwoTierScorer,
+    obs: torch.Tensor,
+    regions: torch.Tensor,
+    nodes: torch.Tensor,
+    wait: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The FPI externality of serving the request at each region and node, in reward.
+
+    :mod:`envs.two_tier.reference`'s ``fpi`` term with only observed dynamic inputs:
+    a job of service ``s`` on a node of ``c`` cores whose region's jobs have mean
+    service ``m`` costs later arrivals ``rho s / m (2 u + s / c) / (2 (1 - rho))``
+    seconds of waiting, weighted by ``(w_latency + w_queue)`` and the region mix's
+    mean ``1 / SLO``. ``rho`` is the region's offered load now when the observation
+    has it (``load_input``), else its busy-core fraction, capped at ``rho_max``;
+    ``u`` is the node's wait on arrival (``wait``, over the SLO). In the LB phase
+    the region block shows no nodes: ``s`` is the region's best completion and the
+    job goes to the node of ``lb_*`` with no backlog.
+    """
+    lay = scorer.layout
+    s = scorer.scoring
+    kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types]
+    slo = kinds @ scorer.slo  # [B] seconds
+    if lay.load_input:
+        load = obs[:, lay.load_offset : lay.load_offset + lay.n_regions]
+    else:
+        load = regions[..., RF_UTIL]
+    rho = load.clamp(min=0.0, max=scorer.rho_max)
+    weight = (s[S_W_LAT] + s[S_W_QUEUE]) * scorer.inv_slo_mix  # [R] per s of waiting
+    factor = weight * slo[:, None] * rho / (2.0 * (1.0 - rho))  # [B, R]
+    best = regions[..., RF_BEST_COMPLETION]  # over the SLO
+    region_ext = (
+        factor
+        * (best * slo[:, None] * (kinds @ scorer.lb_inv_mean_service))
+        * (best * (kinds @ scorer.lb_inv_cores))
+    )
+    selected = regions[..., RF_IS_SELECTED]  # [B, R] one-hot in the scheduler phase
+    exec_ = nodes[..., NF_EXEC]
+    node_ext = (
+        (factor * selected).sum(1, keepdim=True)
+        * (exec_ * slo[:, None] * (selected @ scorer.inv_mean_service))
+        * (2.0 * wait + exec_ * (selected @ scorer.inv_cores))
+    )
+    return region_ext, node_ext
+
+
+def _check_tables(scorer: TwoTierScorer, layout: ObsLayout) -> None:
+    """Refuse tables of another scenario (shapes name the mismatch)."""
+    r, k, n = layout.n_regions, layout.n_types, layout.max_nodes
+    expected = {
+        "inv_mean_service": (r, n),
+        "inv_cores": (r, n),
+        "inv_slo_mix": (r,),
+        "slo": (k,),
+        "lb_inv_mean_service": (k, r),
+        "lb_inv_cores": (k, r),
+    }
+    for name, shape in expected.items():
+        got = tuple(getattr(scorer, name).shape)
+        if got != shape:
+            raise ValueError(
+                f"externality.{name}: expected shape {shape} for this layout, got {got}"
+            )
+
+
 def _mlp(
     width_in: int, hidden: list[int], activation: type[nn.Module]
 ) -> nn.Sequential:
@@ -139,7 +208,20 @@ class TwoTierScorer(nn.Module):
         hidden: hidden widths of each entity MLP.
         activation: hidden activation.
         greedy_scale: initial ``beta`` (learned, through its log); 0 = no prior.
+        externality: the scenario's
+            :class:`~envs.two_tier.externality.ExternalityTables` (as lists): adds
+            the FPI externality to every penalty, so the prior is the
+            observation-only FPI rule (:func:`fpi_externality`); ``None``: the
+            prior is weighted-greedy.
+        rho_max: cap of a region's load in the externality (its value diverges at 1).
     """
+
+    inv_mean_service: torch.Tensor
+    inv_cores: torch.Tensor
+    inv_slo_mix: torch.Tensor
+    slo: torch.Tensor
+    lb_inv_mean_service: torch.Tensor
+    lb_inv_cores: torch.Tensor
 
     def __init__(
         self,
@@ -149,6 +231,8 @@ class TwoTierScorer(nn.Module):
         hidden: list[int],
         activation: type[nn.Module],
         greedy_scale: float,
+        externality: dict[str, Any] | None = None,
+        rho_max: float = 0.95,
     ) -> None:
         super().__init__()
         if len(scoring) != N_SCORING:
@@ -162,6 +246,13 @@ class TwoTierScorer(nn.Module):
         self.node_mlp = _mlp(
             header + NODE_FEATURES + REGION_FEATURES + 1, hidden, activation
         )
+        self.fpi = externality is not None
+        self.rho_max = rho_max
+        for name in TABLE_NAMES:
+            table = (externality or {}).get(name, [])
+            self.register_buffer(name, torch.tensor(table, dtype=torch.float32))
+        if self.fpi:
+            _check_tables(self, layout)
         self.prior = greedy_scale > 0
         self.log_beta = nn.Parameter(
             torch.tensor(math.log(greedy_scale) if self.prior else 0.0),
@@ -169,7 +260,11 @@ class TwoTierScorer(nn.Module):
         )
 
     def penalties(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Expected penalty of every region ``[B, R]`` and node ``[B, N_max]``."""
+        """Prior score of every region ``[B, R]`` and node ``[B, N_max]``.
+
+        The weighted heuristic's expected penalty, plus the FPI externality when the
+        scorer has its tables.
+        """
         lay = self.layout
         with torch.no_grad():
             regions = obs[:, lay.region_offset : lay.node_offset].reshape(
@@ -201,6 +296,10 @@ class TwoTierScorer(nn.Module):
                 nodes[..., NF_COST],
                 nodes[..., NF_CARBON],
             )
+            if self.fpi:
+                region_ext, node_ext = fpi_externality(self, obs, regions, nodes, wait)
+                region_pen = region_pen + region_ext
+                node_pen = node_pen + node_ext
         return region_pen, node_pen
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -272,6 +371,8 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
         load_input: bool = False,
         scorer_arch: list[int],
         greedy_scale: float = 50.0,
+        externality: dict[str, Any] | None = None,
+        rho_max: float = 0.95,
         net_arch: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -299,6 +400,8 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             "scoring": [float(v) for v in scoring],
             "scorer_arch": [int(v) for v in scorer_arch],
             "greedy_scale": float(greedy_scale),
+            "externality": externality,
+            "rho_max": float(rho_max),
         }
         critic = list(net_arch["vf"]) if isinstance(net_arch, dict) else [64, 64]
         super().__init__(
@@ -319,6 +422,8 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             list(kw["scorer_arch"]),
             self.activation_fn,
             float(kw["greedy_scale"]),
+            kw["externality"],
+            float(kw["rho_max"]),
         )
         self.optimizer = self.optimizer_class(  # again: the actor was replaced
             self.parameters(),
@@ -346,9 +451,12 @@ def _core(env: VecEnv) -> Any:
     )
 
 
-def _spec(env: VecEnv, cfg: PolicyConfig, greedy_scale: float) -> dict[str, Any]:
+def _spec(
+    env: VecEnv, cfg: PolicyConfig, greedy_scale: float, fpi: bool = False
+) -> dict[str, Any]:
     core = _core(env)
     lay = core.layout
+    tables = externality_tables(core.world, lay.max_nodes).as_lists() if fpi else None
     return {
         "n_regions": lay.n_regions,
         "n_types": lay.n_types,
@@ -358,6 +466,7 @@ def _spec(env: VecEnv, cfg: PolicyConfig, greedy_scale: float) -> dict[str, Any]
         "scoring": [float(v) for v in core.scoring],
         "scorer_arch": [32, 32],  # per entity (Decima: 32-16-8): runs once per token
         "greedy_scale": greedy_scale,
+        "externality": tables,
         "net_arch": {"pi": [], "vf": list(cfg.net_arch)},
         "activation_fn": ACTIVATIONS[cfg.activation],
     }
@@ -373,5 +482,68 @@ def two_tier_scorer_plain(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str
     return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=0.0)
 
 
+def two_tier_scorer_fpi(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+    """``policy.network=two_tier_scorer_fpi``: the scorer starting as ``fpi_greedy``."""
+    return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=50.0, fpi=True)
+
+
+class FpiGreedyPolicy:
+    """``fpi_greedy``: per request, the valid row with the lowest penalty + externality.
+
+    The observation-only FPI rule: weighted-greedy's expected penalty plus
+    :func:`fpi_externality`, from the observation and the scenario's static tables
+    (what :func:`two_tier_scorer_fpi` starts from). A baseline, no training.
+
+    Args:
+        core: a two-tier core of the scenario (its layout, reward weights, world).
+        rho_max: cap of a region's load in the externality.
+    """
+
+    def __init__(self, core: Any, rho_max: float = 0.95) -> None:
+        lay = core.layout
+        self.scorer = TwoTierScorer(
+            lay,
+            max(lay.n_regions, lay.max_nodes),
+            [float(v) for v in core.scoring],
+            [],
+            nn.Identity,
+            1.0,
+            externality_tables(core.world, lay.max_nodes).as_lists(),
+            rho_max,
+        )
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """The lowest-scored valid region (LB rows) or node (scheduler rows)."""
+        obs = torch.as_tensor(np.atleast_2d(observation), dtype=torch.float32)
+        lay = self.scorer.layout
+        with torch.no_grad():
+            region_pen, node_pen = self.scorer.penalties(obs)
+        regions = obs[:, lay.region_offset : lay.node_offset].reshape(
+            -1, lay.n_regions, REGION_FEATURES
+        )
+        nodes = obs[:, lay.node_offset : lay.size].reshape(
+            -1, lay.max_nodes, NODE_FEATURES
+        )
+        region_score = (region_pen + TIE * regions[..., RF_UTIL]).double().numpy()
+        node_score = (node_pen + TIE * nodes[..., NF_UTIL]).double().numpy()
+        region_score[regions[..., RF_VALID].numpy() <= 0] = np.inf
+        node_score[nodes[..., NF_VALID].numpy() <= 0] = np.inf
+        if action_masks is not None:
+            masks = np.atleast_2d(np.asarray(action_masks, dtype=bool))
+            region_score[~masks[:, : lay.n_regions]] = np.inf
+            node_score[~masks[:, : lay.max_nodes]] = np.inf
+        lb = obs[:, 0].numpy() > 0.5
+        actions = np.where(lb, region_score.argmin(1), node_score.argmin(1))
+        return actions.astype(np.int64), None
+
+
 NETWORKS["two_tier_scorer"] = two_tier_scorer
+NETWORKS["two_tier_scorer_fpi"] = two_tier_scorer_fpi
 NETWORKS["two_tier_scorer_plain"] = two_tier_scorer_plain

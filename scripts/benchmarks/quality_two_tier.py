@@ -34,7 +34,7 @@ from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig
 from envs.scenario import TYPE_SLO_S
 from envs.two_tier import kernels as K
 from envs.two_tier.reference import RULES, ReferenceDispatcher, ReferenceOptions
-from policies.baselines import BASELINES, TwoTierHeuristicPolicy
+from policies.baselines import BASELINES, TABLE_BASELINES, two_tier_baseline
 from policies.evaluation import RequestTypes, _metrics
 
 Decide = Callable[[TwoTierCore], np.ndarray]
@@ -46,9 +46,7 @@ def _decider(name: str, core: TwoTierCore, options: ReferenceOptions) -> Decide:
     if name in RULES:
         rule = ReferenceDispatcher(core, name, options)
         return lambda _core: rule.act()
-    policy = TwoTierHeuristicPolicy.named(
-        name, core.layout, seed=0, scoring=core.scoring
-    )
+    policy = two_tier_baseline(name, core)
     return lambda c: policy.predict(c.obs, action_masks=c.action_masks())[0]
 
 
@@ -355,7 +353,7 @@ def headroom(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--policies",
         default="latency,least_loaded,weighted_greedy,joint,fpi,sita",
-        help=f"names of {list(BASELINES)} or {list(RULES)}",
+        help=f"names of {list(BASELINES) + list(TABLE_BASELINES)} or {list(RULES)}",
     )
     parser.add_argument("--fpi-scale", type=float, default=1.0)
     parser.add_argument("--sita-penalty", type=float, default=0.2)
@@ -364,8 +362,14 @@ def headroom(argv: Sequence[str]) -> int:
     parser.add_argument("--backlog-source", default="cores", choices=("cores", "wait"))
     parser.add_argument("--rho-max", type=float, default=0.95)
     parser.add_argument("--bar", default="weighted_greedy")
+    parser.add_argument(
+        "--load-input",
+        action="store_true",
+        help="observations carry every region's offered load (two_tier.load_input)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     args = parser.parse_args(argv)
+    env = TwoTierEnvConfig(load_input=args.load_input)
     options = ReferenceOptions(
         fpi_scale=args.fpi_scale,
         sita_penalty=args.sita_penalty,
@@ -389,14 +393,15 @@ def headroom(argv: Sequence[str]) -> int:
         rows[name] = []
         for region in regions:
             rows[name] += evaluate(
-                name, args.scenario, region, reward, TwoTierEnvConfig(), seeds,
-                args.decisions, options,
+                name, args.scenario, region, reward, env, seeds, args.decisions,
+                options,
             )  # fmt: skip
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     lines = summary(rows, types, args.bar)
     print(
         f"scenario {args.scenario}, regions {','.join(regions)}, reward {args.reward}, "
-        f"seeds {args.seeds}, {args.decisions} decisions per seed"
+        f"seeds {args.seeds}, {args.decisions} decisions per seed, "
+        f"load input {args.load_input}"
     )
     print(markdown(lines, types))
     if args.out is not None:
@@ -408,6 +413,7 @@ def headroom(argv: Sequence[str]) -> int:
                     "reward_weights": args.reward,  # the line's "reward": its mean
                     "seeds": args.seeds,
                     "decisions": args.decisions,
+                    "load_input": args.load_input,
                     "options": asdict(options),
                     **line,
                 }
@@ -447,6 +453,11 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
         "--deterministic", action="store_true", help="argmax (default: sampled)"
     )
     parser.add_argument("--bar", default="weighted_greedy")
+    parser.add_argument(
+        "--load-input",
+        action="store_true",
+        help="the baselines observe every region's offered load (fpi_greedy reads it)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     args = parser.parse_args(argv)
     reward = _reward(args.reward)
@@ -468,7 +479,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
                 args.scenario,
                 region,
                 reward,
-                TwoTierEnvConfig(),
+                TwoTierEnvConfig(load_input=args.load_input),
                 seeds,
                 args.decisions,
             )
@@ -509,6 +520,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
                     "seeds": args.seeds,
                     "decisions": args.decisions,
                     "deterministic": args.deterministic,
+                    "baseline_load_input": args.load_input,
                     "checkpoints": args.checkpoints,
                     **line,
                 }

@@ -1,0 +1,241 @@
+"""The observation-only FPI rule: its prior against a loop-by-loop statement, its use.
+
+The externality oracle below is written from the definition (M/G/1 relative values,
+:mod:`envs.two_tier.reference`) with the scenario's arrays read directly, one node
+at a time; nothing here calls :mod:`envs.two_tier.externality`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import MaskablePPO
+
+from envs import RewardConfig, TwoTierEnvConfig, make_region_vec_env
+from envs.scenario import (
+    NODE_CORES,
+    REG_END,
+    REG_START,
+    TYPE_NODE_CAPABLE,
+    TYPE_NODE_EXEC_S,
+    TYPE_SLO_S,
+    World,
+)
+from envs.two_tier.layout import NODE_FEATURES, REGION_FEATURES, ObsLayout
+from policies.config import PolicyConfig
+from policies.evaluation import TwoTierEvalSpec, evaluate_two_tier
+from policies.factory import build_model
+from policies.networks.two_tier import FpiGreedyPolicy, TwoTierScorer
+from tests.envs.two_tier_oracle import (
+    node_column,
+    region_column,
+    weighted_choices,
+    weighted_node_scores,
+    weighted_region_scores,
+)
+
+REWARD = RewardConfig(1.0, 0.5, 1.0, 0.25, 1.0)
+WEIGHTS = {
+    "latency": 1.0,
+    "queueing": 0.5,
+    "slo_violation": 1.0,
+    "cost": 0.25,
+    "carbon": 1.0,
+}
+RHO_MAX = 0.95
+
+
+def model(load_input: bool, region: str = "eu-central") -> MaskablePPO:
+    env = make_region_vec_env(
+        "small",
+        region,
+        4,
+        seed=3,
+        config=TwoTierEnvConfig(load_input=load_input),
+        reward=REWARD,
+    )
+    return build_model(
+        env, PolicyConfig(network="two_tier_scorer_fpi", n_steps=64, batch_size=64)
+    )
+
+
+def node_mean_service(world: World, n: int) -> float:
+    """Mean service on node ``n`` of the jobs its region sends it (capable types)."""
+    q = int(world.node_region[n])
+    shares = np.diff(world.mix_cum[q], prepend=0.0)
+    total = weighted = 0.0
+    for k in range(world.n_types):
+        if world.type_node[k, n, TYPE_NODE_CAPABLE] > 0:
+            total += shares[k]
+            weighted += shares[k] * world.type_node[k, n, TYPE_NODE_EXEC_S]
+    return weighted / total
+
+
+def region_weight(world: World, q: int) -> float:
+    """Reward units per second of waiting of region ``q``'s later jobs."""
+    shares = np.diff(world.mix_cum[q], prepend=0.0)
+    mean_inv_slo = sum(
+        shares[k] / world.type_f[k, TYPE_SLO_S] for k in range(world.n_types)
+    )
+    return (WEIGHTS["latency"] + WEIGHTS["queueing"]) * mean_inv_slo
+
+
+def externality_oracle(
+    world: World, lay: ObsLayout, row: np.ndarray
+) -> dict[int, float]:
+    """Externality of each region (LB phase) or node of the selected region."""
+    k = int(np.argmax(row[lay.type_offset : lay.type_offset + lay.n_types]))
+    slo = float(world.type_f[k, TYPE_SLO_S])
+    regions = row[lay.region_offset : lay.node_offset].reshape(-1, REGION_FEATURES)
+    nodes = row[lay.node_offset :].reshape(-1, NODE_FEATURES)
+    if lay.load_input:
+        loads = row[lay.load_offset : lay.load_offset + lay.n_regions]
+    else:
+        loads = regions[:, region_column("utilization")]
+
+    def queue_value(q: int) -> float:
+        rho = min(float(loads[q]), RHO_MAX)
+        return region_weight(world, q) * rho / (2 * (1 - rho))
+
+    out = {}
+    if row[0] > 0.5:  # LB: the fastest capable node, the most cores among equals
+        for q in range(lay.n_regions):
+            lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+            capable = [
+                n for n in range(lo, hi) if world.type_node[k, n, TYPE_NODE_CAPABLE] > 0
+            ]
+            if not capable:
+                continue
+            n = min(
+                capable,
+                key=lambda m: (
+                    world.type_node[k, m, TYPE_NODE_EXEC_S],
+                    -world.node_f[m, NODE_CORES],
+                ),
+            )
+            service = float(regions[q, region_column("best_completion")]) * slo
+            out[q] = (
+                queue_value(q)
+                * service
+                / node_mean_service(world, n)
+                * service
+                / world.node_f[n, NODE_CORES]
+            )
+        return out
+    q = int(np.flatnonzero(regions[:, region_column("is_selected")])[0])
+    rtt = float(regions[q, region_column("rtt")])
+    lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+    for i, n in enumerate(range(lo, hi)):
+        service = float(nodes[i, node_column("exec")]) * slo
+        backlog = max(float(nodes[i, node_column("wait")]) - rtt / 2, 0.0) * slo
+        if world.type_node[k, n, TYPE_NODE_CAPABLE] <= 0:
+            continue
+        out[i] = (
+            queue_value(q)
+            * service
+            / node_mean_service(world, n)
+            * (2 * backlog + service / world.node_f[n, NODE_CORES])
+        )
+    return out
+
+
+@pytest.mark.parametrize("load_input", [True, False])
+def test_prior_is_the_penalty_plus_the_externality_and_fpi_greedy_follows_it(
+    load_input: bool,
+) -> None:
+    learner = model(load_input)
+    scorer = learner.policy.action_net
+    for mlp in (scorer.region_mlp, scorer.node_mlp):
+        torch.nn.init.zeros_(mlp[-1].weight)
+        torch.nn.init.zeros_(mlp[-1].bias)
+    core = learner.env.core
+    world, lay = core.world, core.layout
+    baseline = FpiGreedyPolicy(core)
+    rng = np.random.default_rng(7)
+    learner.env.reset()
+    seen = {"lb": 0, "scheduler": 0, "externality": 0}
+    for _ in range(60):
+        obs = core.obs.copy()
+        masks = core.action_masks().copy()
+        region_pen, node_pen = scorer.penalties(torch.as_tensor(obs))
+        learned, _ = learner.predict(obs, deterministic=True, action_masks=masks)
+        rule, _ = baseline.predict(obs, action_masks=masks)
+        for b in range(core.num_envs):
+            regions = obs[b, lay.region_offset : lay.node_offset].reshape(
+                -1, REGION_FEATURES
+            )
+            nodes = obs[b, lay.node_offset :].reshape(-1, NODE_FEATURES)
+            ext = externality_oracle(world, lay, obs[b])
+            if obs[b, 0] > 0.5:
+                scores = weighted_region_scores(regions, WEIGHTS, REWARD.term_cap, 1.0)
+                got, util = region_pen[b], regions[:, region_column("utilization")]
+                seen["lb"] += 1
+            else:
+                q = int(np.flatnonzero(regions[:, region_column("is_selected")])[0])
+                rtt, transfer = (
+                    float(regions[q, region_column(c)]) for c in ("rtt", "transfer")
+                )
+                scores = weighted_node_scores(
+                    nodes, WEIGHTS, REWARD.term_cap, 1.0, rtt, transfer
+                )
+                got, util = node_pen[b], nodes[:, node_column("utilization")]
+                seen["scheduler"] += 1
+            for i in scores:
+                scores[i] += ext.get(i, 0.0)
+                assert float(got[i]) == pytest.approx(scores[i], rel=1e-4, abs=1e-6)
+            seen["externality"] += any(v > 1e-4 for v in ext.values())
+            valid = {i for i in scores if masks[b, i]}
+            allowed = weighted_choices({i: scores[i] for i in valid}, util, tol=1e-4)
+            assert learned[b] in allowed and rule[b] in allowed, (b, scores)
+        sampled = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+        learner.env.step(sampled)
+    assert seen["lb"] and seen["scheduler"] and seen["externality"] > 20, seen
+
+
+def test_fpi_greedy_loses_less_than_weighted_greedy_in_a_burst() -> None:
+    """Seed 5007 of eu-central meets a burst of its ``code`` trace (lab notebook §2)."""
+    results = {}
+    for name in ("weighted_greedy", "fpi_greedy"):
+        spec = TwoTierEvalSpec(
+            scenario="small",
+            region="eu-central",
+            seeds=(5007,),
+            decisions=8000,
+            env=TwoTierEnvConfig(load_input=True),
+            reward=RewardConfig(),
+        )
+        (results[name],) = evaluate_two_tier(name, spec)
+    greedy, fpi = results["weighted_greedy"], results["fpi_greedy"]
+    assert fpi["mean_reward"] > greedy["mean_reward"] + 0.2 * abs(
+        greedy["mean_reward"]
+    ), (fpi["mean_reward"], greedy["mean_reward"])
+    assert fpi["slo_violation_rate"] < greedy["slo_violation_rate"]
+
+
+def test_tables_of_another_scenario_are_refused() -> None:
+    learner = model(True)
+    kwargs = learner.policy.scorer_kwargs
+    other = ObsLayout(4, kwargs["n_types"], kwargs["max_nodes"], False, True)
+    with pytest.raises(ValueError, match=r"externality\.inv_mean_service"):
+        TwoTierScorer(
+            other,
+            8,
+            kwargs["scoring"],
+            [8],
+            torch.nn.Tanh,
+            50.0,
+            kwargs["externality"],
+        )
+
+
+def test_tables_travel_with_the_checkpoint(tmp_path) -> None:
+    learner = model(True)
+    learner.save(tmp_path / "policy.zip")
+    loaded = MaskablePPO.load(tmp_path / "policy.zip", device="cpu")
+    obs = torch.as_tensor(learner.env.core.obs)
+    np.testing.assert_array_equal(
+        loaded.policy.action_net(obs).detach().numpy(),
+        learner.policy.action_net(obs).detach().numpy(),
+    )
+    assert loaded.policy.action_net.fpi
