@@ -425,12 +425,20 @@ def checkpoint_env(path: str) -> TwoTierEnvConfig:
     """The observation settings a checkpoint was trained with (its ``.json``).
 
     Only what shapes the observation is taken (``region_id_input``,
-    ``load_input``); the dynamics are the evaluation's defaults, as for the
-    baselines beside it.
+    ``load_input``), from a single-agent run's nested config or a federation's
+    flattened one (``two-tier.load-input``); the dynamics are the evaluation's
+    defaults, as for the baselines beside it.
     """
     from policies.checkpoint import load_metadata
 
-    trained = load_metadata(path).get("config", {}).get("two_tier", {})
+    config = load_metadata(path).get("config", {})
+    trained = config.get("two_tier")
+    if trained is None:  # a federation's checkpoint: the flattened run config
+        trained = {
+            key.removeprefix("two-tier.").replace("-", "_"): value
+            for key, value in config.items()
+            if key.startswith("two-tier.")
+        }
     return TwoTierEnvConfig(
         region_id_input=bool(trained.get("region_id_input", True)),
         load_input=bool(trained.get("load_input", False)),

@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.benchmarks.quality_two_tier import paired_gain, pool, pooled_gain
+from scripts.benchmarks.quality_two_tier import (
+    checkpoint_env,
+    paired_gain,
+    pool,
+    pooled_gain,
+)
 
 BAR = [-0.1, -0.2, -1.0, -0.3]
 
@@ -66,3 +71,20 @@ def test_pool_reads_evaluate_logs_and_refuses_mixed_settings(
     second.write_text(_line("s1", list(np.add(BAR, 0.08)), seeds="1000-1003"))
     with pytest.raises(SystemExit, match=r"mix evaluation settings"):
         pool([str(first), str(second), "--runs", "s0,s1"])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"two_tier": {"region_id_input": False, "load_input": True}},  # scripts.train
+        {"two-tier.region-id-input": False, "two-tier.load-input": True},  # federation
+    ],
+)
+def test_checkpoint_env_reads_single_agent_and_federated_metadata(
+    tmp_path: Path, config: dict[str, object]
+) -> None:
+    (tmp_path / "policy.json").write_text(json.dumps({"config": config}))
+    env = checkpoint_env(str(tmp_path / "policy.zip"))
+    assert env.region_id_input is False and env.load_input is True
+    bare = checkpoint_env(str(tmp_path / "none.zip"))  # no metadata: the defaults
+    assert bare.region_id_input is True and bare.load_input is False
