@@ -104,3 +104,26 @@ def check_amounts(name: str, values: object, length: int) -> np.ndarray:
             f"{name}[{bad}]: expected a finite number >= 0, got {array[bad]}"
         )
     return array
+
+
+def check_amount_rows(name: str, values: object, rows: int, cols: int) -> np.ndarray:
+    """A ``rows x cols`` array of finite numbers >= 0, as C-contiguous float64.
+
+    Raises:
+        ValueError: naming ``name`` (and the first bad entry), what was expected and
+            what came.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf" or array.shape != (rows, cols):
+        raise ValueError(
+            f"{name}: expected a {rows} x {cols} array of numbers, "
+            f"got dtype {array.dtype} and shape {array.shape}"
+        )
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    ok = np.isfinite(array) & (array >= 0.0)
+    if not ok.all():
+        i, j = (int(k) for k in np.argwhere(~ok)[0])
+        raise ValueError(
+            f"{name}[{i}, {j}]: expected a finite number >= 0, got {array[i, j]}"
+        )
+    return array

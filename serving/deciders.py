@@ -251,6 +251,7 @@ class TwoTierDecider:
             "regions": list(world.region_ids),
             "request_types": list(world.type_names),
             "nodes": len(world.node_names),
+            "reads_region_rates": self.batch.reads_region_rates,
         }
 
     def require(self, endpoint: str) -> None:
@@ -350,7 +351,11 @@ class TwoTierDecider:
     def smoke_test(self) -> None:
         """Decide once per served tier on an idle system (fails a broken network)."""
         world = self.batch.core.world
-        idle = {"request_type": world.type_names[0], "origin": world.region_ids[0]}
+        idle: dict[str, Any] = {
+            "request_type": world.type_names[0],
+            "origin": world.region_ids[0],
+            "region_rates": dict.fromkeys(world.region_ids, 0.0),
+        }
         for endpoint in sorted(self.endpoints):
             sel = [world.region_ids[0]] if endpoint == SCHEDULE else None
             obs, masks, _ = self.batch.build([idle], sel)

@@ -22,6 +22,8 @@ MAX_WAIT_S = 86_400.0
 """Longest queue wait accepted (a day): beyond it a node is down, not slow."""
 MAX_CORES = 4096
 """Largest busy-core count accepted (the scenario's own node sizes are checked too)."""
+MAX_RATE_RPS = 1e9
+"""Largest region arrival rate accepted (requests/s)."""
 
 # ---------------------------------------------------------------- REACH /get_action
 
@@ -154,6 +156,20 @@ class RouteRequest(TypedDict):
             Field(
                 description="Load per node name (<region>/<pool>-<i>); absent nodes "
                 "are idle."
+            ),
+        ]
+    ]
+    region_rates: NotRequired[
+        Annotated[
+            dict[
+                str,
+                Annotated[float, Field(ge=0, le=MAX_RATE_RPS, allow_inf_nan=False)],
+            ],
+            Field(
+                description="Requests per second arriving at each region now (e.g. "
+                "a 1-minute rate summed by origin; regions left out have none); "
+                "required by policies that observe region loads (/readyz: "
+                "reads_region_rates), ignored by the others."
             ),
         ]
     ]

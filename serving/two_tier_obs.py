@@ -26,8 +26,10 @@ _INF = float("inf")
 
 LiveRequest = Mapping[str, Any]
 """One pending decision as the API receives it: ``request_type``, ``origin``,
-optional ``time`` (a datetime; None or absent = now) and optional ``nodes``
-(node name -> ``{"queue_wait_s", "busy_cores"}``, both optional, 0 by default)."""
+optional ``time`` (a datetime; None or absent = now), optional ``nodes``
+(node name -> ``{"queue_wait_s", "busy_cores"}``, both optional, 0 by default) and
+``region_rates`` (region id -> requests/s, regions left out have none; required when
+the policy observes region loads)."""
 
 
 def _at(prefix: str, i: int, field: str) -> str:
@@ -56,6 +58,7 @@ class LiveObservationBatch:
         self._region_index = {name: i for i, name in enumerate(world.region_ids)}
         self._node_index = {name: i for i, name in enumerate(world.node_names)}
         self._node_cores = [int(c) for c in world.node_cores]
+        self.reads_region_rates = core.layout.load_input
         starts = world.region_i[:, 0].astype(np.int64)
         self.region_start = starts
         self.region_size = world.region_i[:, 1].astype(np.int64) - starts
@@ -106,6 +109,31 @@ class LiveObservationBatch:
             wait_values.append(wait)
             busy_values.append(cores)
 
+    def _region_rates(
+        self, rates: Mapping[str, float] | None, i: int, prefix: str
+    ) -> list[float]:
+        """Request ``i``'s arrival rate of every region, in region order.
+
+        Regions left out have none, as nodes left out are idle.
+        """
+        field = _at(prefix, i, "region_rates")
+        if rates is None:
+            raise ServingError(
+                422,
+                field,
+                "the regions' arrival rates in requests/s (this policy observes "
+                "region loads: two_tier.load_input)",
+            )
+        row = [0.0] * len(self.region_ids)
+        for name, rate in rates.items():
+            q = self._region_index.get(name)
+            if q is None:
+                raise ServingError(
+                    422, f"{field}.{name}", f"one of {', '.join(self.region_ids)}", name
+                )
+            row[q] = rate
+        return row
+
     def build(
         self,
         requests: Sequence[LiveRequest],
@@ -140,6 +168,8 @@ class LiveObservationBatch:
         cols: list[int] = []
         wait_values: list[float] = []
         busy_values: list[int] = []
+        rate_rows: list[list[float]] = []
+        reads_rates = self.reads_region_rates
         type_index, region_index = self._type_index, self._region_index
         now: datetime | None = None
         for i, req in enumerate(requests):
@@ -172,6 +202,8 @@ class LiveObservationBatch:
                 self._node_loads(
                     nodes, i, prefix, (rows, cols, wait_values, busy_values)
                 )
+            if reads_rates:
+                rate_rows.append(self._region_rates(req.get("region_rates"), i, prefix))
         chosen = np.array(sel if selected is not None else [-1] * n, dtype=np.int64)
         items = (
             np.array(types, dtype=np.int64),
@@ -185,5 +217,6 @@ class LiveObservationBatch:
             np.array(wait_values, dtype=np.float64),
             np.array(busy_values, dtype=np.float64),
         )
-        obs, mask = core.observe_arrays(0, *items, *loads)
+        rates = np.array(rate_rows, dtype=np.float64) if reads_rates else None
+        obs, mask = core.observe_arrays(0, *items, *loads, rates)
         return obs, mask, chosen

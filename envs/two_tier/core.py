@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
@@ -17,7 +18,12 @@ from gymnasium import spaces
 from omegaconf import OmegaConf
 
 from envs.batched import BatchStep
-from envs.checks import check_actions, check_amounts, check_indices
+from envs.checks import (
+    check_actions,
+    check_amount_rows,
+    check_amounts,
+    check_indices,
+)
 from envs.config import ScenarioConfig
 from envs.datasets import HOURS_PER_YEAR, YEAR_START
 from envs.errors import ConfigError
@@ -479,8 +485,9 @@ class TwoTierCore:
         and busy cores) and the usual observation writer runs on it.
 
         Raises:
-            ConfigError: an unknown request type, region, node or phase, or a negative
-                wait or busy count, naming the field.
+            ConfigError: an unknown request type, region, node or phase, a negative
+                wait or busy count, or region rates missing (for a layout with
+                region loads), of an unknown region or negative, naming the field.
         """
         world = self.world
         if state.request_type not in world.type_names:
@@ -517,6 +524,7 @@ class TwoTierCore:
             busy.append(load.busy_cores)
         when = state.time if state.time.tzinfo else state.time.replace(tzinfo=UTC)
         hour = int((when - YEAR_START).total_seconds() // 3600) % HOURS_PER_YEAR
+        rates = self._live_rates(state.region_rates)
         one = np.ones(1, dtype=np.int64)
         obs, mask = self.observe_arrays(
             first=index,
@@ -528,8 +536,33 @@ class TwoTierCore:
             cols=np.asarray(cols, dtype=np.int64),
             waits=np.asarray(waits, dtype=np.float64),
             busy=np.asarray(busy, dtype=np.float64),
+            rates=rates,
         )
         return obs[0].copy(), mask[0].copy()
+
+    def _live_rates(
+        self, region_rates: Mapping[str, float] | None
+    ) -> np.ndarray | None:
+        """``region_rates`` as a ``1 x R`` array, checked (None when not given).
+
+        Regions left out have no arrivals, as nodes left out are idle: a
+        Prometheus ``sum by (origin)`` has no series for a region never used.
+        """
+        if region_rates is None:
+            return None
+        world = self.world
+        rates = np.zeros((1, world.n_regions))
+        for name, rate in region_rates.items():
+            if name not in world.region_ids:
+                raise ConfigError(
+                    f"region_rates.{name}", f"a region of {list(world.region_ids)}"
+                )
+            if not (math.isfinite(rate) and rate >= 0.0):
+                raise ConfigError(
+                    f"region_rates.{name}", f"requests/s >= 0 (finite), got {rate}"
+                )
+            rates[0, world.region_index(name)] = rate
+        return rates
 
     def observe_arrays(
         self,
@@ -542,6 +575,7 @@ class TwoTierCore:
         cols: np.ndarray,
         waits: np.ndarray,
         busy: np.ndarray,
+        rates: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Batched :meth:`observe` on index arrays (a server's fast path).
 
@@ -549,17 +583,21 @@ class TwoTierCore:
         :func:`envs.two_tier.kernels.write_live` for the arguments); returns views of
         their observations and masks, valid until the core is used again. Names are
         resolved by the caller; the arrays are checked here, since the kernel does
-        not check them (:mod:`envs.checks`).
+        not check them (:mod:`envs.checks`). ``rates`` (``n x R`` requests/s per
+        region) is required when the layout observes region loads
+        (``load_input``), and ignored otherwise.
 
         Raises:
+            ConfigError: ``rates`` missing while the layout observes region loads.
             ValueError: a row range outside the core, or an array of the wrong dtype
                 or length, or with an entry out of range (naming the argument).
         """
         world = self.world
-        if self.layout.load_input:
+        if rates is None and self.layout.load_input:
             raise ConfigError(
-                "env.load_input",
-                "false for live observations (they carry no arrival rates), got true",
+                "region_rates",
+                "the regions' arrival rates (requests/s): this policy observes "
+                "region loads (two_tier.load_input=true)",
             )
         types = check_indices("types", types, None, 0, world.n_types)
         n = types.shape[0]
@@ -577,6 +615,9 @@ class TwoTierCore:
         cols = check_indices("cols", cols, m, 0, world.n_nodes)
         waits = check_amounts("waits", waits, m)
         busy = check_amounts("busy", busy, m)
+        if rates is None:
+            rates = np.zeros((n, world.n_regions))
+        rates = check_amount_rows("rates", rates, n, world.n_regions)
         over = busy > world.node_cores[cols]
         if over.any():
             j = int(np.flatnonzero(over)[0])
@@ -585,7 +626,7 @@ class TwoTierCore:
                 f"(node {cols[j]}), got {busy[j]}"
             )
         K.write_live(
-            first, types, origins, selected, hours, rows, cols, waits, busy,
+            first, types, origins, selected, hours, rows, cols, waits, busy, rates,
             self._world, self._state, self.obs, self.mask,
         )  # fmt: skip
         return self.obs[first : first + n], self.mask[first : first + n]

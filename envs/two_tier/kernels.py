@@ -829,8 +829,8 @@ def write_obs(b, world, state, obs, mask):
 
 @nb.njit(cache=True)
 def write_live(
-    first, types, origins, selected, hours, rows, cols, waits, busy, world, state, obs,
-    mask,
+    first, types, origins, selected, hours, rows, cols, waits, busy, rates, world,
+    state, obs, mask,
 ):  # fmt: skip
     """Set rows ``first..first+n-1`` to live states and write their observations.
 
@@ -838,10 +838,12 @@ def write_live(
     year ``hours[i]``, in the LB phase (``selected[i] < 0``) or the scheduler phase of
     region ``selected[i]``. Node loads come as sparse entries ``(rows[j] (0-based in
     the batch), cols[j] (node), waits[j] (s until a core is free), busy[j] (cores))``;
-    absent nodes are idle. The state is placed at ``t = 0``, so a wait is a free time,
-    and no core-level detail exists, so nothing is recounted. The observation is the
-    simulator's own writer; in the scheduler phase the region block is first written
-    in the LB phase, as during an episode.
+    absent nodes are idle. ``rates[i, r]`` is region ``r``'s arrival rate (requests/s)
+    seen by row ``first + i`` (observed only when the layout has region loads). The
+    state is placed at ``t = 0``, so a wait is a free time, and no core-level detail
+    exists, so nothing is recounted. The observation is the simulator's own writer;
+    in the scheduler phase the region block is first written in the LB phase, as
+    during an episode.
     """
     region_i, hourly = world[1], world[5]
     ist, fs, node_dyn, reg_dyn = state[0], state[1], state[3], state[4]
@@ -859,6 +861,8 @@ def write_live(
         node_dyn[b, ND_FREE, :] = 0.0
         node_dyn[b, ND_NEXT, :] = np.inf
         node_dyn[b, ND_BUSY, :] = 0.0
+        for r in range(region_i.shape[0]):
+            reg_dyn[b, RD_RATE, r] = rates[i, r]
     for j in range(rows.shape[0]):
         node_dyn[first + rows[j], ND_FREE, cols[j]] = waits[j]
         node_dyn[first + rows[j], ND_BUSY, cols[j]] = busy[j]

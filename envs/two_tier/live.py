@@ -1,8 +1,9 @@
 """The observable state of a live system, for deciding outside the simulator.
 
 A load balancer or scheduler that asks the served policy for a decision sends what it
-can observe: the request (type, origin), the time, and per node the wait until a core
-is free and the busy cores. :meth:`envs.two_tier.core.TwoTierCore.observe` turns it
+can observe: the request (type, origin), the time, per node the wait until a core
+is free and the busy cores, and (for policies that read them) every region's arrival
+rate. :meth:`envs.two_tier.core.TwoTierCore.observe` turns it
 into exactly the observation and mask the policy was trained on.
 """
 
@@ -36,3 +37,7 @@ class ObservableState:
     selected_region: str | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     nodes: dict[str, NodeLoad] = field(default_factory=dict)
+    region_rates: dict[str, float] | None = None
+    """Requests per second arriving at each region now (e.g. a Prometheus
+    ``rate(...[1m])`` summed by origin; regions left out have none); required by a
+    policy that observes region loads (``two_tier.load_input``), ignored otherwise."""

@@ -50,14 +50,27 @@ def streams(rates: Mapping[tuple[str, str], float]) -> list[Stream]:
     return [Stream(t, o, r) for (t, o), r in sorted(rates.items()) if r > 0]
 
 
+def region_rates(mix: Sequence[Stream]) -> dict[str, float]:
+    """Requests per second arriving at each origin region.
+
+    The API's ``region_rates``: policies that observe region loads read them.
+    """
+    out: dict[str, float] = defaultdict(float)
+    for s in mix:
+        out[s.origin] += s.rate
+    return dict(sorted(out.items()))
+
+
 def route_requests(
     mix: Sequence[Stream], nodes: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """One ``/v1/route`` request per stream, with the live node loads."""
+    """One ``/v1/route`` request per stream, with the live node and region loads."""
+    rates = region_rates(mix)
     return [
-        {"request_type": s.request_type, "origin": s.origin, "nodes": dict(nodes)}
+        {"request_type": s.request_type, "origin": s.origin, "nodes": dict(nodes),
+         "region_rates": dict(rates)}
         for s in mix
-    ]
+    ]  # fmt: skip
 
 
 def _split(choice: Choice, key: str, split: Split) -> dict[str, float]:
@@ -90,13 +103,15 @@ def schedule_requests(
     min_share: float,
 ) -> list[tuple[int, dict[str, Any]]]:
     """``/v1/schedule`` requests: (stream, body) per region with >= ``min_share``."""
+    rates = region_rates(mix)
     out = []
     for i, (stream, regions) in enumerate(zip(mix, shares, strict=True)):
         for region in sorted(regions):
             if regions[region] >= min_share:
                 out.append((i, {"request_type": stream.request_type,
                                 "origin": stream.origin, "region": region,
-                                "nodes": dict(nodes)}))  # fmt: skip
+                                "nodes": dict(nodes),
+                                "region_rates": dict(rates)}))  # fmt: skip
     return out
 
 

@@ -7,6 +7,8 @@ must be those of the same env without the input.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -56,9 +58,63 @@ def test_loads_are_inserted_and_the_rollout_is_unchanged() -> None:
     assert min(seen) < 0.3 and max(seen) > 1.0  # calm seconds and overload both seen
 
 
-def test_load_input_is_off_by_default_and_refused_for_live_observations() -> None:
+def test_load_input_is_off_by_default_and_live_observations_need_rates() -> None:
     assert TwoTierEnvConfig().load_input is False
     assert TwoTierCore("small", 1).layout.load_offset == -1
     core = cores(True)
-    with pytest.raises(ConfigError, match=r"env\.load_input"):
-        core.observe(0, ObservableState(request_type="web", origin="eu-central"))
+    regions = core.world.region_ids
+    full = dict.fromkeys(regions, 1.0)
+    cases = {
+        "region_rates: expected the regions' arrival rates": None,
+        "region_rates.mars: expected a region of": {**full, "mars": 1.0},
+        f"region_rates.{regions[1]}: expected requests/s >= 0 (finite), got -2.0": {
+            **full,
+            regions[1]: -2.0,
+        },
+        f"region_rates.{regions[0]}: expected requests/s >= 0 (finite), got nan": {
+            **full,
+            regions[0]: float("nan"),
+        },
+    }
+    for message, rates in cases.items():
+        state = ObservableState("web", "eu-central", region_rates=rates)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            core.observe(0, state)
+    with pytest.raises(ValueError, match=re.escape("rates: expected a 1 x 3 array")):
+        core.observe_arrays(**_one_live(core, np.ones((1, 2))))
+    # a region left out has no arrivals, as a node left out is idle
+    partial, _ = core.observe(0, ObservableState("web", "eu-central", region_rates={}))
+    zeros = dict.fromkeys(regions, 0.0)
+    explicit, _ = core.observe(
+        0, ObservableState("web", "eu-central", region_rates=zeros)
+    )
+    np.testing.assert_array_equal(partial, explicit)
+
+
+def test_live_rates_become_the_simulated_load_feature() -> None:
+    """A rate equal to the simulator's arrival rate gives the simulator's feature."""
+    core = cores(True)
+    world, lay = core.world, core.layout
+    rates = world.capacity_rps * np.array([0.2, 1.5, 40.0])  # the last is clipped
+    state = ObservableState(
+        "web",
+        "eu-central",
+        region_rates=dict(zip(world.region_ids, rates, strict=True)),
+    )
+    obs, _ = core.observe(0, state)
+    loads = obs[lay.load_offset : lay.load_offset + lay.n_regions]
+    np.testing.assert_allclose(loads, [0.2, 1.5, 10.0], rtol=1e-6)
+    plain = TwoTierCore("bursty", 1, ["eu-central"], config=TwoTierEnvConfig())
+    without, _ = plain.observe(0, ObservableState("web", "eu-central"))
+    inserted = np.r_[lay.load_offset : lay.load_offset + lay.n_regions]
+    np.testing.assert_array_equal(np.delete(obs, inserted), without)
+
+
+def _one_live(core: TwoTierCore, rates: np.ndarray) -> dict[str, object]:
+    one = np.zeros(1, dtype=np.int64)
+    empty = np.zeros(0)
+    return {
+        "first": 0, "types": one, "origins": one, "selected": one - 1, "hours": one,
+        "rows": empty.astype(np.int64), "cols": empty.astype(np.int64),
+        "waits": empty, "busy": empty, "rates": rates,
+    }  # fmt: skip

@@ -33,17 +33,25 @@ def snapshot(core: TwoTierCore, b: int) -> ObservableState:
         selected_region=world.region_ids[selected] if phase == "scheduler" else None,
         time=YEAR_START + timedelta(hours=int(hour)),
         nodes=nodes,
+        region_rates={
+            name: float(core.reg_dyn[b, K.RD_RATE, r])
+            for r, name in enumerate(world.region_ids)
+        },
     )
 
 
+@pytest.mark.parametrize("load_input", [False, True])
 @pytest.mark.parametrize("steps", [40, 41])  # an LB phase and a scheduler phase
-def test_observe_reproduces_the_simulated_observation(steps: int) -> None:
-    sim = TwoTierCore("default", 2, controlled=["india"], config=TwoTierEnvConfig())
+def test_observe_reproduces_the_simulated_observation(
+    steps: int, load_input: bool
+) -> None:
+    config = TwoTierEnvConfig(load_input=load_input)
+    sim = TwoTierCore("default", 2, controlled=["india"], config=config)
     sim.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(steps):
         sim.step(np.array([rng.choice(np.flatnonzero(m)) for m in sim.action_masks()]))
-    live = TwoTierCore("default", 1, controlled=["india"], config=TwoTierEnvConfig())
+    live = TwoTierCore("default", 1, controlled=["india"], config=config)
     for b in range(2):
         sim.node_dyn[b, K.ND_NEXT] = np.inf  # counts are current: compare like for like
         K.write_obs(b, sim._world, sim._state, sim.obs, sim.mask)

@@ -203,7 +203,13 @@ def test_dry_run_plans_bounded_steps_and_sends_only_reads(
         ARRIVALS
     )
     assert all(r["nodes"] == nodes for r in route["requests"])
+    # and every region's arrivals, for policies that observe region loads
+    rates = {"us-east": 120.0, "eu-central": 30.0}
+    assert rates == {o: sum(r for (_, q), r in ARRIVALS.items() if q == o)
+                     for (_, o) in ARRIVALS}  # fmt: skip
     [schedule] = stub.bodies["schedule"]
+    bodies = route["requests"] + schedule["requests"]
+    assert all(r["region_rates"] == pytest.approx(rates) for r in bodies)
     asked = sorted((r["request_type"], r["origin"], r["region"])
                    for r in schedule["requests"])  # fmt: skip
     assert asked == sorted((t, o, region) for (t, o) in ARRIVALS for region in ROUTE[o])

@@ -25,11 +25,16 @@ MAX_BATCH = 64  # the two-tier server's --max-batch (the 413 test sends more)
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``both``, ``lb`` and ``lb2`` two-tier policies and a ``reschedule`` one."""
+    """Tiny two-tier policies and a ``reschedule`` one.
+
+    ``both``, ``both2`` and ``lb`` are plain; ``loads`` observes region loads.
+    """
     folder = tmp_path_factory.mktemp("checkpoints")
     both = run_config("two_tier", two_tier={"learn": "both"})
     lb = run_config("two_tier", two_tier={"learn": "lb"})
+    loads = run_config("two_tier", two_tier={"learn": "both", "load_input": True})
     return {
+        "loads": train_checkpoint(folder / "loads.zip", loads, seed=3),
         "both": train_checkpoint(folder / "both.zip", both, seed=0, round=1),
         "both2": train_checkpoint(folder / "both2.zip", both, seed=1, round=2),
         "lb": train_checkpoint(folder / "lb.zip", lb, seed=2),

@@ -181,8 +181,14 @@ def reach_body(env: Any, seed: int, rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def two_tier_request(world: Any, rng: np.random.Generator) -> dict[str, Any]:
-    """A live routing request: type, origin, an hour of 2023 and a few node loads."""
+def two_tier_request(
+    world: Any, rng: np.random.Generator, rates: bool = False
+) -> dict[str, Any]:
+    """A live routing request: type, origin, an hour of 2023 and a few node loads.
+
+    With ``rates``, every region's arrival rate too (from idle to twice its
+    capacity), as policies that observe region loads need.
+    """
     nodes = {}
     for n in rng.choice(world.n_nodes, int(rng.integers(0, 8)), replace=False):
         nodes[world.node_names[n]] = {
@@ -190,12 +196,20 @@ def two_tier_request(world: Any, rng: np.random.Generator) -> dict[str, Any]:
             "busy_cores": int(rng.integers(0, world.node_cores[n] + 1)),
         }
     when = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(hours=int(rng.integers(8760)))
-    return {
+    request = {
         "request_type": str(rng.choice(world.type_names)),
         "origin": str(rng.choice(world.region_ids)),
         "time": when.isoformat(),
         "nodes": nodes,
     }
+    if rates:
+        request["region_rates"] = {
+            region: float(round(rng.uniform(0.0, 2.0) * capacity, 3))
+            for region, capacity in zip(
+                world.region_ids, world.capacity_rps, strict=True
+            )
+        }
+    return request
 
 
 def observable(request: dict[str, Any], region: str | None = None) -> Any:
@@ -212,4 +226,5 @@ def observable(request: dict[str, Any], region: str | None = None) -> Any:
             name: NodeLoad(load["queue_wait_s"], load["busy_cores"])
             for name, load in request["nodes"].items()
         },
+        region_rates=request.get("region_rates"),
     )

@@ -20,7 +20,14 @@ from envs import TwoTierCore
 from envs.reach.env import ReachRescheduleEnv
 from policies.checkpoint import load_checkpoint
 from serving.run_config import run_config_from_metadata
-from tests.serving.helpers import Server, observable, reach_body, two_tier_request
+from tests.serving.helpers import (
+    Server,
+    observable,
+    reach_body,
+    start_server,
+    stop_server,
+    two_tier_request,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +179,48 @@ def test_batches_equal_single_decisions(
     assert scheduled.status_code == 200, scheduled.text
     nodes = [_expected_node(model, core, r, r["origin"]) for r in requests]
     assert [d["node"] for d in scheduled.json()["decisions"]] == nodes
+
+
+def test_a_load_reading_policy_serves_with_region_rates(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    """``two_tier.load_input`` policies decide on the rates the caller reports."""
+    from policies.checkpoint import load_metadata
+
+    path = checkpoints["loads"]
+    cfg = run_config_from_metadata(load_metadata(path))
+    assert cfg.two_tier.load_input
+    model = load_checkpoint(path)
+    core = TwoTierCore(cfg.scenario, 1, None, cfg.two_tier, cfg.reward)
+    rng = np.random.default_rng(4)
+    requests = [two_tier_request(core.world, rng, rates=True) for _ in range(30)]
+    server = start_server(path, tmp_path / "loads.log")
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/readyz").json()["reads_region_rates"] is True
+            routed = [client.post("/v1/route", json=r) for r in requests]
+            batch = client.post("/v1/route/batch", json={"requests": requests})
+            home = {**requests[0], "region": requests[0]["origin"]}
+            scheduled = client.post("/v1/schedule", json=home)
+            bare = {k: v for k, v in requests[0].items() if k != "region_rates"}
+            refused = client.post("/v1/route/batch", json={"requests": [bare]})
+            negative = dict(requests[0]["region_rates"])
+            negative[core.world.region_ids[0]] = -1.0
+            invalid = client.post(
+                "/v1/route", json={**requests[0], "region_rates": negative}
+            )
+    finally:
+        stop_server(server)
+    expected = [_expected_route(model, core, r) for r in requests]
+    assert [r.status_code for r in routed] == [200] * len(requests)
+    assert [r.json()["region"] for r in routed] == expected
+    assert [d["region"] for d in batch.json()["decisions"]] == expected
+    assert len(set(expected)) > 1, "one region for every load: too weak a check"
+    assert scheduled.status_code == 200, scheduled.text
+    assert scheduled.json()["node"] == _expected_node(
+        model, core, requests[0], requests[0]["origin"]
+    )
+    assert refused.status_code == 422
+    assert "requests[0].region_rates" in refused.json()["message"]
+    assert invalid.status_code == 422
+    assert "region_rates" in invalid.text

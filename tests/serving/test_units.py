@@ -15,6 +15,7 @@ from envs import TwoTierCore
 from policies.checkpoint import load_checkpoint, load_metadata
 from policies.runs import make_training_env
 from serving.app import ENDPOINTS, create_app
+from serving.errors import ServingError
 from serving.metrics import ServingMetrics
 from serving.model_store import ModelStore
 from serving.network import PolicyNetwork
@@ -30,15 +31,18 @@ from tests.serving.helpers import (
 )
 
 
+@pytest.mark.parametrize("load_input", [False, True])
 @pytest.mark.parametrize("phase", ["lb", "scheduler"])
-def test_batched_observations_equal_the_envs_observe(phase: str) -> None:
+def test_batched_observations_equal_the_envs_observe(
+    phase: str, load_input: bool
+) -> None:
     """The vectorised writer gives TwoTierCore.observe's observation and mask."""
-    cfg = run_config("two_tier")
+    cfg = run_config("two_tier", two_tier={"load_input": load_input})
     batch = LiveObservationBatch(TwoTierCore(cfg.scenario, 128, None, cfg.two_tier))
     reference = TwoTierCore(cfg.scenario, 1, None, cfg.two_tier)
     world = reference.world
     rng = np.random.default_rng(7)
-    requests = [two_tier_request(world, rng) for _ in range(100)]
+    requests = [two_tier_request(world, rng, rates=load_input) for _ in range(100)]
     for r in requests:  # the API hands the builder parsed datetimes
         from datetime import datetime
 
@@ -53,6 +57,30 @@ def test_batched_observations_equal_the_envs_observe(phase: str) -> None:
         )
         np.testing.assert_array_equal(obs[i], want_obs)
         np.testing.assert_array_equal(mask[i], want_mask)
+
+
+def test_region_rates_are_required_by_a_load_reading_policy() -> None:
+    cfg = run_config("two_tier", two_tier={"load_input": True})
+    batch = LiveObservationBatch(TwoTierCore(cfg.scenario, 8, None, cfg.two_tier))
+    world = batch.core.world
+    rng = np.random.default_rng(8)
+    good = [two_tier_request(world, rng, rates=True) for _ in range(3)]
+    for r in good:
+        r["time"] = None
+    assert batch.build(good)[0].shape[0] == 3
+    cases = {
+        "requests[1].region_rates: expected the regions' arrival rates": None,
+        "requests[1].region_rates.mars: expected one of": {"mars": 1.0},
+    }
+    for message, rates in cases.items():
+        bad = dict(good[1])
+        if rates is None:
+            del bad["region_rates"]
+        else:
+            bad["region_rates"] = rates
+        with pytest.raises(ServingError, match=re.escape(message)) as caught:
+            batch.build([good[0], bad, good[2]], prefix="requests")
+        assert caught.value.status == 422
 
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
