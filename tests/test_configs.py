@@ -82,6 +82,22 @@ def test_reschedule_env_group_sets_its_env_and_learner() -> None:
     assert compose_run().policy.gamma == 0.9  # the two-tier default is untouched
 
 
+def test_fpi_two_tier_group_is_the_notebooks_learner_on_the_two_tier_env() -> None:
+    """``env=two_tier_fpi``: the settings of the two-tier notebook's §7 learner."""
+    run = compose_run("env=two_tier_fpi")
+    plain = compose_run()
+    assert run.env == "two_tier"
+    assert run.policy.network == "two_tier_scorer_fpi"
+    assert (run.policy.gamma, run.policy.gae_lambda) == (0.999, 0.95)
+    assert run.two_tier.load_input and run.two_tier.train_reward == "differential"
+    assert run.two_tier.train_reward_gamma == 0.999  # follows the learner's gamma
+    changed = {"load_input", "train_reward", "train_reward_gamma"}
+    for key in vars(plain.two_tier).keys() - changed:
+        assert getattr(run.two_tier, key) == getattr(plain.two_tier, key), key
+    overridden = compose_run("env=two_tier_fpi", "policy.gamma=0.99")
+    assert overridden.policy.gamma == 0.99
+
+
 def test_dynamic_reschedule_group_is_the_dynamic_env_on_a_horizon() -> None:
     """``env=reschedule_dynamic``: ReachRescheduleDynamic-v0's events, a fixed horizon.
 

@@ -369,6 +369,7 @@ class TwoTierCore:
         )  # fmt: skip
         self.obs = np.zeros((b, d), dtype=np.float32)
         self.mask = np.zeros((b, n_actions), dtype=bool)
+        self._no_rates = np.zeros((b, r))  # live rows' region rates when not given
         self.reward = np.zeros(b, dtype=np.float32)
         self.truncated = np.zeros(b, dtype=bool)
         self.terminated = np.zeros(b, dtype=bool)
@@ -615,9 +616,10 @@ class TwoTierCore:
         cols = check_indices("cols", cols, m, 0, world.n_nodes)
         waits = check_amounts("waits", waits, m)
         busy = check_amounts("busy", busy, m)
-        if rates is None:
-            rates = np.zeros((n, world.n_regions))
-        rates = check_amount_rows("rates", rates, n, world.n_regions)
+        if rates is None:  # not observed: no allocation or check on the hot path
+            rates = self._no_rates[first : first + n]
+        else:
+            rates = check_amount_rows("rates", rates, n, world.n_regions)
         over = busy > world.node_cores[cols]
         if over.any():
             j = int(np.flatnonzero(over)[0])

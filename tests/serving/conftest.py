@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.serving.helpers import (
+    TINY_POLICY,
     Server,
     run_config,
     start_server,
@@ -27,12 +28,17 @@ MAX_BATCH = 64  # the two-tier server's --max-batch (the 413 test sends more)
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny two-tier policies and a ``reschedule`` one.
 
-    ``both``, ``both2`` and ``lb`` are plain; ``loads`` observes region loads.
+    ``both``, ``both2`` and ``lb`` are plain MLPs; ``loads`` observes region loads
+    and scores with the FPI prior (``env=two_tier_fpi``'s network).
     """
     folder = tmp_path_factory.mktemp("checkpoints")
     both = run_config("two_tier", two_tier={"learn": "both"})
     lb = run_config("two_tier", two_tier={"learn": "lb"})
-    loads = run_config("two_tier", two_tier={"learn": "both", "load_input": True})
+    loads = run_config(
+        "two_tier",
+        two_tier={"learn": "both", "load_input": True},
+        policy={**TINY_POLICY, "network": "two_tier_scorer_fpi"},
+    )
     return {
         "loads": train_checkpoint(folder / "loads.zip", loads, seed=3),
         "both": train_checkpoint(folder / "both.zip", both, seed=0, round=1),
