@@ -90,20 +90,7 @@ def check_amounts(name: str, values: object, length: int) -> np.ndarray:
     Raises:
         ValueError: naming ``name``, what was expected and what came.
     """
-    array = np.asarray(values)
-    if array.dtype.kind not in "iuf" or array.ndim != 1 or array.shape[0] != length:
-        raise ValueError(
-            f"{name}: expected a 1-D array of {length} numbers, "
-            f"got dtype {array.dtype} and shape {array.shape}"
-        )
-    array = np.ascontiguousarray(array, dtype=np.float64)
-    ok = np.isfinite(array) & (array >= 0.0)
-    if not ok.all():
-        bad = int(np.flatnonzero(~ok)[0])
-        raise ValueError(
-            f"{name}[{bad}]: expected a finite number >= 0, got {array[bad]}"
-        )
-    return array
+    return _amounts(name, values, (length,), f"a 1-D array of {length} numbers")
 
 
 def check_amount_rows(name: str, values: object, rows: int, cols: int) -> np.ndarray:
@@ -113,17 +100,24 @@ def check_amount_rows(name: str, values: object, rows: int, cols: int) -> np.nda
         ValueError: naming ``name`` (and the first bad entry), what was expected and
             what came.
     """
+    return _amounts(name, values, (rows, cols), f"a {rows} x {cols} array of numbers")
+
+
+def _amounts(
+    name: str, values: object, shape: tuple[int, ...], what: str
+) -> np.ndarray:
+    """``values`` of ``shape``, finite and >= 0, as float64; else name the first bad."""
     array = np.asarray(values)
-    if array.dtype.kind not in "iuf" or array.shape != (rows, cols):
+    if array.dtype.kind not in "iuf" or array.shape != shape:
         raise ValueError(
-            f"{name}: expected a {rows} x {cols} array of numbers, "
-            f"got dtype {array.dtype} and shape {array.shape}"
+            f"{name}: expected {what}, got dtype {array.dtype} and shape {array.shape}"
         )
     array = np.ascontiguousarray(array, dtype=np.float64)
     ok = np.isfinite(array) & (array >= 0.0)
     if not ok.all():
-        i, j = (int(k) for k in np.argwhere(~ok)[0])
+        bad = tuple(int(k) for k in np.argwhere(~ok)[0])
+        where = ", ".join(map(str, bad))
         raise ValueError(
-            f"{name}[{i}, {j}]: expected a finite number >= 0, got {array[i, j]}"
+            f"{name}[{where}]: expected a finite number >= 0, got {array[bad]}"
         )
     return array

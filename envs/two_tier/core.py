@@ -558,9 +558,13 @@ class TwoTierCore:
                 raise ConfigError(
                     f"region_rates.{name}", f"a region of {list(world.region_ids)}"
                 )
-            if not (math.isfinite(rate) and rate >= 0.0):
+            if (
+                isinstance(rate, bool)
+                or not isinstance(rate, int | float)
+                or not (math.isfinite(rate) and rate >= 0.0)
+            ):
                 raise ConfigError(
-                    f"region_rates.{name}", f"requests/s >= 0 (finite), got {rate}"
+                    f"region_rates.{name}", f"requests/s >= 0 (finite), got {rate!r}"
                 )
             rates[0, world.region_index(name)] = rate
         return rates

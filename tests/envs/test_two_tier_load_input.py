@@ -75,6 +75,10 @@ def test_load_input_is_off_by_default_and_live_observations_need_rates() -> None
             **full,
             regions[0]: float("nan"),
         },
+        f"region_rates.{regions[2]}: expected requests/s >= 0 (finite), got 'x'": {
+            **full,
+            regions[2]: "x",
+        },
     }
     for message, rates in cases.items():
         state = ObservableState("web", "eu-central", region_rates=rates)
