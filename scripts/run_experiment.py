@@ -82,9 +82,11 @@ def count_jobs(sweep_dir: Path) -> int | None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         saved = OmegaConf.load(sweep_dir / "multirun.yaml")
-        overrides = list(saved.hydra.overrides.task)
         params = saved.hydra.sweeper.get("params") or {}
-        overrides += [f"{key}={value}" for key, value in params.items()]
+        # as Hydra's BasicSweeper: the config's params, then the command line's
+        # overrides, which win for a key both give (``seed=1,2`` over ``seed: 0``)
+        overrides = [f"{key}={value}" for key, value in params.items()]
+        overrides += list(saved.hydra.overrides.task)
         parsed = OverridesParser.create().parse_overrides(overrides)
         return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
     except Exception:  # progress display only: never fail a job over it

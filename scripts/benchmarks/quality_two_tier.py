@@ -24,7 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,24 @@ def _decider(name: str, core: TwoTierCore, options: ReferenceOptions) -> Decide:
     return lambda c: policy.predict(c.obs, action_masks=c.action_masks())[0]
 
 
-def evaluate(
+@dataclass(frozen=True)
+class Run:
+    """What one evaluation placed, per seed: a column table of its requests."""
+
+    requests: list[dict[str, np.ndarray]]
+    """Per seed, ``envs.two_tier.kernels.COMPONENT_NAMES`` -> one value per request."""
+    rewards: np.ndarray
+    """``[decisions, seeds]``."""
+    invalid: np.ndarray
+    """``[decisions, seeds]``: 1 where the action was invalid."""
+    seconds: np.ndarray
+    """Simulated seconds each seed's evaluation covered."""
+    start_hours: np.ndarray
+    """Hour of the year each seed's episode started in."""
+    types: RequestTypes
+
+
+def simulate(
     name: str,
     scenario: Any,
     region: str | None,
@@ -61,8 +78,8 @@ def evaluate(
     options: ReferenceOptions | None = None,
     policy: Any = None,
     deterministic: bool = False,
-) -> list[dict[str, float]]:
-    """Metrics per seed, on the evaluation protocol of :mod:`policies.evaluation`.
+) -> Run:
+    """Run the evaluation protocol of :mod:`policies.evaluation`; keep every request.
 
     One environment per seed (its own stream, warm reset, ``decisions`` steps with no
     truncation); ``policy`` (a learned model) is used when given, else ``name`` (a
@@ -89,6 +106,7 @@ def evaluate(
     for i in range(core.num_envs):
         core.reset_one(i)
     start_t = core.fs[:, K.FS_T].copy()
+    start_hours = core.ist[:, K.IS_HOUR0].copy()
     placed: list[list[np.ndarray]] = [[] for _ in seeds]
     rewards = np.empty((decisions, len(seeds)))
     invalid = np.empty((decisions, len(seeds)))
@@ -100,17 +118,25 @@ def evaluate(
             invalid[step] = core.comps[:, K.C_INVALID]
             for row in np.flatnonzero(core.comps[:, K.C_PLACED] > 0):
                 placed[int(row)].append(core.comps[int(row)].copy())
-    seconds = core.fs[:, K.FS_T] - start_t
-    results = []
-    for i in range(len(seeds)):
-        table = np.stack(placed[i])
-        columns = {
-            c: table[:, j].astype(float) for j, c in enumerate(K.COMPONENT_NAMES)
-        }
-        results.append(
-            _metrics(columns, rewards[:, i], invalid[:, i], float(seconds[i]), types)
+    requests = []
+    for rows in placed:
+        table = np.stack(rows)
+        requests.append(
+            {c: table[:, j].astype(float) for j, c in enumerate(K.COMPONENT_NAMES)}
         )
-    return results
+    return Run(
+        requests, rewards, invalid, core.fs[:, K.FS_T] - start_t, start_hours, types
+    )
+
+
+def per_seed_metrics(run: Run) -> list[dict[str, float]]:
+    """The metrics of :mod:`policies.evaluation` for each seed of ``run``."""
+    return [
+        _metrics(columns, run.rewards[:, i], run.invalid[:, i], seconds, run.types)
+        for i, (columns, seconds) in enumerate(
+            zip(run.requests, run.seconds.tolist(), strict=True)
+        )
+    ]
 
 
 # ------------------------------------------------------------------ statistics
@@ -293,7 +319,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     ]
     cfg = compose(overrides)
     steps = int(getattr(args, "two_tier_steps", 1_000_000))
-    seeds = _seeds(getattr(args, "two_tier_seeds", HELD_OUT))
+    seeds = parse_seeds(getattr(args, "two_tier_seeds", HELD_OUT))
     decisions = int(getattr(args, "two_tier_decisions", 20_000))
     env = make_training_env(cfg, BENCH_REGION, cfg.policy.n_envs, cfg.seed)
     trainer = LocalTrainer(env, cfg.policy, seed=cfg.seed)
@@ -301,14 +327,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     trainer.model.learn(total_timesteps=steps)
     train_s = time.perf_counter() - start
     common = (cfg.scenario, BENCH_REGION, cfg.reward, cfg.two_tier, seeds, decisions)
-    learned = evaluate(
-        "learned",
-        *common,
-        policy=trainer.model,
-        deterministic=cfg.train.eval_deterministic,
+    learned = per_seed_metrics(
+        simulate(
+            "learned",
+            *common,
+            policy=trainer.model,
+            deterministic=cfg.train.eval_deterministic,
+        )
     )
-    greedy = evaluate("weighted_greedy", *common)
-    fpi = evaluate("fpi_greedy", *common)
+    greedy = per_seed_metrics(simulate("weighted_greedy", *common))
+    fpi = per_seed_metrics(simulate("fpi_greedy", *common))
     learned_r = [m["mean_reward"] for m in learned]
     greedy_r = [m["mean_reward"] for m in greedy]
     fpi_r = [m["mean_reward"] for m in fpi]
@@ -323,7 +351,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ command line
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
     """``5000-5007`` or ``5000,5003``."""
     if "-" in text:
         lo, hi = (int(v) for v in text.split("-"))
@@ -331,7 +359,7 @@ def _seeds(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
 
-def _reward(text: str) -> RewardConfig:
+def parse_reward(text: str) -> RewardConfig:
     """A preset name of conf/reward or ``latency,queueing,slo,cost,carbon``."""
     presets = {
         "balanced": RewardConfig(),
@@ -381,8 +409,8 @@ def headroom(argv: Sequence[str]) -> int:
         backlog_source=args.backlog_source,
         rho_max=args.rho_max,
     )
-    reward = _reward(args.reward)
-    seeds = _seeds(args.seeds)
+    reward = parse_reward(args.reward)
+    seeds = parse_seeds(args.seeds)
     probe = TwoTierCore(args.scenario, 1)
     regions = (
         list(probe.world.region_ids)
@@ -395,10 +423,11 @@ def headroom(argv: Sequence[str]) -> int:
         start = time.perf_counter()
         rows[name] = []
         for region in regions:
-            rows[name] += evaluate(
+            run = simulate(
                 name, args.scenario, region, reward, env, seeds, args.decisions,
                 options,
             )  # fmt: skip
+            rows[name] += per_seed_metrics(run)
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     lines = summary(rows, types, args.bar)
     print(
@@ -471,8 +500,8 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     args = parser.parse_args(argv)
-    reward = _reward(args.reward)
-    seeds = _seeds(args.seeds)
+    reward = parse_reward(args.reward)
+    seeds = parse_seeds(args.seeds)
     probe = TwoTierCore(args.scenario, 1)
     regions = (
         list(probe.world.region_ids)
@@ -485,14 +514,16 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
         rows[name] = [
             m
             for region in regions
-            for m in evaluate(
-                name,
-                args.scenario,
-                region,
-                reward,
-                TwoTierEnvConfig(load_input=args.load_input),
-                seeds,
-                args.decisions,
+            for m in per_seed_metrics(
+                simulate(
+                    name,
+                    args.scenario,
+                    region,
+                    reward,
+                    TwoTierEnvConfig(load_input=args.load_input),
+                    seeds,
+                    args.decisions,
+                )
             )
         ]
     for item in args.checkpoints:
@@ -502,16 +533,18 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
         rows[label] = [
             m
             for region in regions
-            for m in evaluate(
-                label,
-                args.scenario,
-                region,
-                reward,
-                env,
-                seeds,
-                args.decisions,
-                policy=model,
-                deterministic=args.deterministic,
+            for m in per_seed_metrics(
+                simulate(
+                    label,
+                    args.scenario,
+                    region,
+                    reward,
+                    env,
+                    seeds,
+                    args.decisions,
+                    policy=model,
+                    deterministic=args.deterministic,
+                )
             )
         ]
     lines = summary(rows, types, args.bar)

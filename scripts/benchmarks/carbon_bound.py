@@ -1,0 +1,268 @@
+r"""Could any policy meet the carbon goal? The bound of envs.two_tier.carbon_bound.
+
+Issue 15's goal 2: at latency-greedy's p95 (+10 %) and SLO-miss rate (+1 point),
+>= 30 % less gCO2 per 1,000 requests. This command measures latency-greedy on the
+evaluation protocol (each region controlled in turn, the given seeds), then solves
+the lower-bound program with its pooled per-type p95 times each factor and its SLO
+misses plus the allowance as limits: the least carbon *any* policy can emit there.
+Named policies evaluated alongside are placed against the bound at their own p95s
+and SLO rate (how much of what their latency budget allows they save)::
+
+    python -m scripts.benchmarks.carbon_bound --scenario small --seeds 1000-1002 \
+        --decisions 2000 --policies carbon,weighted_greedy \
+        --checkpoint learned=multirun/.../global_policy.zip --json
+
+Figures are pooled over every request of every cell (region x seed), not averaged
+over cells: the bound is a statement about pooled quantiles. In the JSON a
+``p95_factor`` of null is no p95 limit (SLO misses only); a null bound means the
+limits are below what even an empty system reaches in expectation (a short run's
+measured quantile can be: the bound is about expectations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from envs import TwoTierCore, TwoTierEnvConfig
+from envs.errors import ConfigError
+from envs.scenario import TYPE_NODE_EXEC_S, World
+from envs.two_tier.carbon_bound import Cell, LatencyLimits, carbon_lower_bound
+from scripts.benchmarks.quality_two_tier import (
+    Run,
+    checkpoint_env,
+    parse_reward,
+    parse_seeds,
+    simulate,
+)
+
+REFERENCE = "latency"
+"""The policy whose p95 and SLO rate set goal 2's limits."""
+EXPECTED = "expected_carbon_g_per_1k"
+"""What reductions are computed on: the bound's own quantity, an expectation."""
+
+
+def pooled(runs: Sequence[Run], world: World) -> dict[str, Any]:
+    """Pooled per-type p95 (s), SLO-miss share and gCO2 per 1,000 requests.
+
+    Besides the measured carbon, its expectation given the run's placements (each
+    request's carbon over its drawn service factor, which no decision sees): the
+    quantity the bound is about, free of the service-time noise (about 3 % with a
+    few thousand requests).
+    """
+    names = runs[0].types.names
+    tables = [t for r in runs for t in r.requests]
+    kind = np.concatenate([t["request_type"] for t in tables]).astype(np.int64)
+    node = np.concatenate([t["node"] for t in tables]).astype(np.int64)
+    service = np.concatenate([t["service_s"] for t in tables])
+    mean_service = world.type_node[kind, node, TYPE_NODE_EXEC_S]
+    latency = np.concatenate([t["latency_s"] for t in tables])
+    missed = np.concatenate([t["slo_violated"] for t in tables])
+    carbon = np.concatenate([t["carbon_g"] for t in tables])
+    expected = carbon * mean_service / service
+    p95 = np.array(
+        [
+            np.percentile(latency[kind == k], 95) if np.any(kind == k) else math.inf
+            for k in range(len(names))
+        ]
+    )
+    return {
+        "p95_s": p95,
+        "pooled_p95_s": float(np.percentile(latency, 95)),
+        "slo_miss_share": float(missed.mean()),
+        "carbon_g_per_1k": float(carbon.sum() / latency.size * 1e3),
+        "expected_carbon_g_per_1k": float(expected.sum() / latency.size * 1e3),
+        "requests": int(latency.size),
+    }
+
+
+def cells_of(runs: Sequence[Run], origins: Sequence[int]) -> list[Cell]:
+    """One cell per (region, seed): its origin, start hour and requests per type."""
+    out = []
+    for run, origin in zip(runs, origins, strict=True):
+        k_types = len(run.types.names)
+        for table, hour in zip(run.requests, run.start_hours.tolist(), strict=True):
+            kinds = table["request_type"].astype(np.int64)
+            out.append(Cell(origin, int(hour), np.bincount(kinds, minlength=k_types)))
+    return out
+
+
+def _figures(stats: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "carbon_g_per_1k": round(stats["carbon_g_per_1k"], 6),
+        "expected_carbon_g_per_1k": round(stats["expected_carbon_g_per_1k"], 6),
+        "slo_miss_pct": round(100 * stats["slo_miss_share"], 3),
+        "p95_all_ms": round(1e3 * stats["pooled_p95_s"], 1),
+        "p95_ms": {
+            t: round(1e3 * v, 1)
+            for t, v in zip(names, stats["p95_s"].tolist(), strict=True)
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="carbon_bound", description=__doc__)
+    parser.add_argument("--scenario", default="small")
+    parser.add_argument("--regions", default="all", help="comma list or all")
+    parser.add_argument("--seeds", default="1000-1002")
+    parser.add_argument("--decisions", type=int, default=2000)
+    parser.add_argument("--reward", default="carbon", help="weights the policies read")
+    parser.add_argument(
+        "--policies", default="", help="heuristics placed against the bound (commas)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="a trained policy placed against the bound (repeatable)",
+    )
+    parser.add_argument("--load-input", action="store_true")
+    parser.add_argument(
+        "--p95-factors",
+        default="1,1.1,1.25,1.5,2,3,inf",
+        help="limits: latency-greedy's p95 of each type times these",
+    )
+    parser.add_argument("--p95-factor", type=float, default=1.1, help="the goal's")
+    parser.add_argument("--slo-points", type=float, default=1.0, help="the goal's")
+    parser.add_argument("--target-pct", type=float, default=30.0, help="the goal's")
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="limit the p95 of all requests together instead of each type's",
+    )
+    parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--json", action="store_true", help="one JSON object only")
+    args = parser.parse_args(argv)
+    if args.decisions < 1:
+        parser.error(f"--decisions: a positive count, got {args.decisions}")
+    listed = {float(v) for v in args.p95_factors.split(",")}
+    factors = sorted(listed | {args.p95_factor})
+    if any(f <= 0 for f in factors):
+        parser.error(f"--p95-factors: positive factors, got {args.p95_factors}")
+
+    world = TwoTierCore(args.scenario, 1).world
+    regions = (
+        list(world.region_ids) if args.regions == "all" else args.regions.split(",")
+    )
+    origins = [world.region_index(r) for r in regions]
+    env = TwoTierEnvConfig(load_input=args.load_input)
+    reward = parse_reward(args.reward)
+    seeds = parse_seeds(args.seeds)
+
+    def measure(name: str) -> list[Run]:
+        """A heuristic by name, or a checkpoint given as ``label=path.zip``."""
+        if "=" in name and not name.partition("=")[2]:
+            parser.error(f"--checkpoint: LABEL=PATH, got {name!r}")
+        label, _, path = name.partition("=")
+        if not path:
+            return [
+                simulate(name, args.scenario, r, reward, env, seeds, args.decisions)
+                for r in regions
+            ]
+        from policies.checkpoint import load_checkpoint
+
+        model, trained = load_checkpoint(path), checkpoint_env(path)
+        common = (reward, trained, seeds, args.decisions)
+        return [
+            simulate(label, args.scenario, r, *common, policy=model) for r in regions
+        ]
+
+    reference_runs = measure(REFERENCE)
+    reference = pooled(reference_runs, world)
+    cells = cells_of(reference_runs, origins)
+    names = list(world.type_names)
+
+    def bound(stats: dict[str, Any], factor: float, points: float) -> dict[str, Any]:
+        """The bound at ``stats``' p95s times ``factor``, SLO misses + ``points``."""
+        miss = min(stats["slo_miss_share"] + points / 100, 1.0)
+        if args.pooled:
+            limits = LatencyLimits(
+                np.full(len(names), np.inf), miss, stats["pooled_p95_s"] * factor
+            )
+        else:
+            limits = LatencyLimits(stats["p95_s"] * factor, miss)
+        try:
+            result = carbon_lower_bound(world, cells, limits, args.samples)
+        except ConfigError:  # a measured p95 below the floor's own: a short run
+            return {"carbon_g_per_1k": None, "reduction_pct": None}
+        return {
+            "carbon_g_per_1k": round(result.carbon_g_per_1k, 6),
+            "reduction_pct": round(
+                100 * (1 - result.carbon_g_per_1k / reference[EXPECTED]), 2
+            ),
+            "remote_share": {
+                t: round(v, 3)
+                for t, v in zip(names, result.remote_share.tolist(), strict=True)
+            },
+        }
+
+    frontier = [
+        {"p95_factor": f if math.isfinite(f) else None}
+        | bound(reference, f, args.slo_points)
+        for f in factors
+    ]
+    goal = next(row for row in frontier if row["p95_factor"] == args.p95_factor)
+    policies = []
+    for name in [p for p in args.policies.split(",") if p] + args.checkpoint:
+        stats = pooled(measure(name), world)
+        own = bound(stats, 1.0, 0.0)
+        policies.append(
+            {"policy": name.partition("=")[0]}
+            | _figures(stats, names)
+            | {
+                "reduction_pct": round(
+                    100 * (1 - stats[EXPECTED] / reference[EXPECTED]),
+                    2,
+                ),
+                "bound_at_own_latency_g_per_1k": own["carbon_g_per_1k"],
+                "bound_at_own_latency_reduction_pct": own["reduction_pct"],
+            }
+        )
+    report = {
+        "scenario": args.scenario,
+        "regions": regions,
+        "seeds": seeds,
+        "decisions": args.decisions,
+        "cells": len(cells),
+        "requests": reference["requests"],
+        "latency_greedy": _figures(reference, names),
+        "goal": {
+            "p95": "pooled" if args.pooled else "per type",
+            "p95_factor": args.p95_factor,
+            "slo_points": args.slo_points,
+            "target_reduction_pct": args.target_pct,
+            "bound_g_per_1k": goal["carbon_g_per_1k"],
+            "max_reduction_pct": goal["reduction_pct"],
+            "reachable": goal["reduction_pct"] is not None
+            and goal["reduction_pct"] >= args.target_pct,
+        },
+        "frontier": frontier,
+        "policies": policies,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(json.dumps(report, indent=1))
+    print("\n| p95 limit (x latency-greedy) | least gCO2/1k | max reduction % |")
+    print("|---|---|---|")
+    for row in frontier:
+        factor = "none" if row["p95_factor"] is None else f"{row['p95_factor']:g}"
+        if row["carbon_g_per_1k"] is None:
+            print(f"| {factor} | below the no-queueing floor | |")
+        else:
+            print(
+                f"| {factor} | {row['carbon_g_per_1k']:.5f} "
+                f"| {row['reduction_pct']:+.1f} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The carbon bound against the simulator's own runs, and its command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs import TwoTierEnvConfig
+from envs.scenario import (
+    HOUR_CARBON,
+    NODE_ACCESS_RTT_S,
+    PAIR_BW_BPS,
+    PAIR_RTT_S,
+    PAIR_RTT_SIGMA,
+    TYPE_BYTES,
+    TYPE_NODE_ENERGY_J,
+    TYPE_NODE_EXEC_S,
+    compile_scenario,
+    load_scenario,
+)
+from envs.two_tier.carbon_bound import (
+    LatencyLimits,
+    build_program,
+    carbon_lower_bound,
+)
+from policies.checkpoint import load_checkpoint
+from scripts.benchmarks import carbon_bound
+from scripts.benchmarks.quality_two_tier import checkpoint_env, parse_reward, simulate
+from tests.serving.helpers import TINY_POLICY, run_config, train_checkpoint
+
+WORLD = compile_scenario(load_scenario("small"))
+REGION = "asia-east"  # the dirtiest region of small: its requests have somewhere to go
+SEEDS = [1000, 1001]
+
+
+@pytest.fixture(scope="module", params=["latency", "weighted_greedy", "carbon"])
+def run(request: pytest.FixtureRequest) -> carbon_bound.Run:
+    return simulate(
+        request.param, "small", REGION, parse_reward("carbon"), TwoTierEnvConfig(),
+        SEEDS, 1500,
+    )  # fmt: skip
+
+
+def _placements(run: carbon_bound.Run) -> np.ndarray:
+    """``x[c, k, n]``: the run's share of each cell's type-k requests on node n."""
+    x = np.zeros((len(run.requests), WORLD.n_types, WORLD.n_nodes))
+    for c, table in enumerate(run.requests):
+        kinds = table["request_type"].astype(int)
+        np.add.at(x[c], (kinds, table["node"].astype(int)), 1.0)
+        x[c] /= np.maximum(x[c].sum(axis=1, keepdims=True), 1.0)
+    return x
+
+
+def test_the_programs_carbon_is_the_simulators_accounting(
+    run: carbon_bound.Run,
+) -> None:
+    """The program prices exactly what the simulator charges.
+
+    Each request's carbon is its node's expected energy x the hour's intensity x its
+    drawn service factor (which no decision sees).
+    """
+    origin = WORLD.region_index(REGION)
+    cells = carbon_bound.cells_of([run], [origin])
+    expected_g = 0.0
+    requests = 0
+    for table, cell in zip(run.requests, cells, strict=True):
+        k = table["request_type"].astype(int)
+        n = table["node"].astype(int)
+        q = table["region"].astype(int)
+        intensity = WORLD.hourly[q, cell.hour, HOUR_CARBON]
+        per_request = WORLD.type_node[k, n, TYPE_NODE_ENERGY_J] * intensity / 3.6e6
+        factor = table["service_s"] / WORLD.type_node[k, n, TYPE_NODE_EXEC_S]
+        np.testing.assert_allclose(table["carbon_g"], per_request * factor, rtol=1e-9)
+        expected_g += per_request.sum()
+        requests += k.size
+    stats = carbon_bound.pooled([run], WORLD)
+    program = build_program(
+        WORLD, cells, LatencyLimits(stats["p95_s"], stats["slo_miss_share"])
+    )
+    x = _placements(run)
+    assert program.cost @ x.ravel() == pytest.approx(expected_g / requests * 1e3)
+    assert stats["expected_carbon_g_per_1k"] == pytest.approx(
+        expected_g / requests * 1e3
+    )
+    assert np.all(x.ravel()[program.upper == 0] == 0)  # the run used allowed nodes
+    np.testing.assert_allclose(program.a_eq @ x.ravel(), program.b_eq)
+
+
+def test_the_floor_is_the_simulators_latency_without_queueing(
+    run: carbon_bound.Run,
+) -> None:
+    """The floor is the simulator's latency without queueing.
+
+    Latency minus the queue wait is access RTT (+ a lognormal inter-region RTT around
+    the pair's median) + transfer at the pair's bandwidth + service.
+    """
+    origin = WORLD.region_index(REGION)
+    remote_logs = []
+    for table in run.requests:
+        k = table["request_type"].astype(int)
+        n = table["node"].astype(int)
+        q = table["region"].astype(int)
+        np.testing.assert_allclose(
+            table["latency_s"] - table["queue_wait_s"],
+            table["rtt_s"] + table["transfer_s"] + table["service_s"],
+            rtol=1e-9,
+        )
+        pair = WORLD.pair_f[origin, q]
+        np.testing.assert_allclose(
+            table["transfer_s"], WORLD.type_f[k, TYPE_BYTES] / pair[:, PAIR_BW_BPS]
+        )
+        extra = table["rtt_s"] - WORLD.node_f[n, NODE_ACCESS_RTT_S]
+        home = q == origin
+        np.testing.assert_allclose(extra[home], 0.0, atol=1e-12)
+        if np.any(~home):
+            remote_logs.append(
+                (np.log(extra[~home] / pair[~home, PAIR_RTT_S]), pair[~home])
+            )
+    if remote_logs:
+        logs = np.concatenate([z for z, _ in remote_logs])
+        sigma = np.concatenate([p[:, PAIR_RTT_SIGMA] for _, p in remote_logs])
+        if logs.size >= 200:
+            assert abs(np.mean(logs / sigma)) < 0.2  # standard normal around 0
+            assert np.std(logs / sigma) == pytest.approx(1.0, abs=0.15)
+
+
+def test_no_policy_run_beats_the_bound_at_its_own_latency(
+    run: carbon_bound.Run,
+) -> None:
+    """The bound at a run's own latency is at most the run's expected carbon.
+
+    Limits: the run's p95s + 15 % and SLO misses + 2 points, the slack for a finite
+    run's quantiles (an empirical p95 of ~800 exponential service times falls up to
+    10 % below the population's); the run's own placement meets the program's rows.
+    """
+    origin = WORLD.region_index(REGION)
+    cells = carbon_bound.cells_of([run], [origin])
+    stats = carbon_bound.pooled([run], WORLD)
+    limits = LatencyLimits(
+        stats["p95_s"] * 1.15, min(stats["slo_miss_share"] + 0.02, 1)
+    )
+    bound = carbon_lower_bound(WORLD, cells, limits)
+    program = build_program(WORLD, cells, limits)
+    x = _placements(run).ravel()
+    achieved = float(program.cost @ x)
+    assert bound.carbon_g_per_1k <= achieved * (1 + 1e-9)
+    total = sum(float(cell.counts.sum()) for cell in cells)
+    assert np.all(program.a_ub @ x <= program.b_ub + 1e-9 * total)  # feasible
+
+
+def test_command_line_reports_the_goal_and_a_monotone_frontier(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = carbon_bound.main(
+        [
+            "--scenario", "small", "--regions", REGION, "--seeds", "1000",
+            "--decisions", "1500", "--p95-factors", "1,2,inf", "--p95-factor", "1.5",
+            "--samples", "20000", "--policies", "weighted_greedy", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    factors = [row["p95_factor"] for row in report["frontier"]]
+    assert factors == [1.0, 1.5, 2.0, None]  # the goal's factor joins; None: no limit
+    carbon = [row["carbon_g_per_1k"] for row in report["frontier"][1:]]
+    assert None not in carbon and carbon == sorted(carbon, reverse=True)
+    goal = report["goal"]
+    assert goal["bound_g_per_1k"] == report["frontier"][1]["carbon_g_per_1k"]
+    assert goal["p95_factor"] == 1.5
+    assert goal["reachable"] == (goal["max_reduction_pct"] >= 30.0)
+    again = simulate(
+        "latency", "small", REGION, parse_reward("carbon"), TwoTierEnvConfig(),
+        [1000], 1500,
+    )  # fmt: skip
+    reference = carbon_bound.pooled([again], WORLD)
+    lg = report["latency_greedy"]
+    assert lg["carbon_g_per_1k"] == pytest.approx(reference["carbon_g_per_1k"], 1e-5)
+    reduction = 100 * (1 - goal["bound_g_per_1k"] / lg["expected_carbon_g_per_1k"])
+    assert goal["max_reduction_pct"] == pytest.approx(reduction, abs=0.01)
+    (policy,) = report["policies"]
+    assert policy["policy"] == "weighted_greedy"
+    own = policy["bound_at_own_latency_g_per_1k"]
+    assert own is None or own <= policy["expected_carbon_g_per_1k"]
+
+
+def test_command_line_refuses_bad_factors() -> None:
+    with pytest.raises(SystemExit):
+        carbon_bound.main(["--p95-factors", "1,-2"])
+
+
+def test_a_checkpoint_is_placed_against_the_bound_under_its_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trained policy is run with its own observation settings.
+
+    Here a tiny FPI-prior one reading region loads; a path with commas, as Hydra's
+    multirun folders have, is one checkpoint.
+    """
+    folder = tmp_path / "reward.carbon=1.0,seed=0"
+    folder.mkdir()
+    cfg = run_config(
+        "two_tier",
+        two_tier={"learn": "both", "load_input": True},
+        policy={**TINY_POLICY, "network": "two_tier_scorer_fpi"},
+    )
+    path = train_checkpoint(folder / "global_policy.zip", cfg, seed=3)
+    code = carbon_bound.main(
+        [
+            "--scenario", "small", "--regions", REGION, "--seeds", "1000",
+            "--decisions", "400", "--p95-factors", "inf", "--samples", "5000",
+            "--checkpoint", f"tiny={path}", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    (row,) = json.loads(capsys.readouterr().out)["policies"]
+    assert row["policy"] == "tiny"
+    direct = simulate(
+        "tiny", "small", REGION, parse_reward("carbon"), checkpoint_env(str(path)),
+        [1000], 400, policy=load_checkpoint(path),
+    )  # fmt: skip
+    stats = carbon_bound.pooled([direct], WORLD)
+    assert row["carbon_g_per_1k"] == pytest.approx(stats["carbon_g_per_1k"], 1e-5)
+    with pytest.raises(SystemExit):
+        carbon_bound.main(["--regions", REGION, "--checkpoint", "tiny="])
