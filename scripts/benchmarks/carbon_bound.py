@@ -26,6 +26,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ from envs import TwoTierCore, TwoTierEnvConfig
 from envs.errors import ConfigError
 from envs.scenario import TYPE_NODE_EXEC_S, World
 from envs.two_tier.carbon_bound import Cell, LatencyLimits, carbon_lower_bound
+from envs.two_tier.reference import RULES
+from policies.baselines import BASELINES, TABLE_BASELINES
 from scripts.benchmarks.quality_two_tier import (
     Run,
     checkpoint_env,
@@ -106,7 +109,8 @@ def _figures(stats: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line; its checks are in :func:`_factors`."""
     parser = argparse.ArgumentParser(prog="carbon_bound", description=__doc__)
     parser.add_argument("--scenario", default="small")
     parser.add_argument("--regions", default="all", help="comma list or all")
@@ -139,27 +143,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--json", action="store_true", help="one JSON object only")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[float]:
+    """The p95 factors to bound at, once every option is checked (exit 2 if not)."""
     if args.decisions < 1:
         parser.error(f"--decisions: a positive count, got {args.decisions}")
-    listed = {float(v) for v in args.p95_factors.split(",")}
+    try:
+        listed = {float(v) for v in args.p95_factors.split(",")}
+    except ValueError:
+        parser.error(f"--p95-factors: numbers or inf, got {args.p95_factors!r}")
     factors = sorted(listed | {args.p95_factor})
     if any(f <= 0 for f in factors):
         parser.error(f"--p95-factors: positive factors, got {args.p95_factors}")
 
-    world = TwoTierCore(args.scenario, 1).world
-    regions = (
-        list(world.region_ids) if args.regions == "all" else args.regions.split(",")
-    )
-    origins = [world.region_index(r) for r in regions]
+    known = [*BASELINES, *TABLE_BASELINES, *RULES]
+    for name in [p for p in args.policies.split(",") if p]:
+        if name not in known:
+            parser.error(f"--policies: names of {known}, got {name!r}")
+    for item in args.checkpoint:
+        label, _, path = item.partition("=")
+        if not label or not path or not Path(path).is_file():
+            parser.error(f"--checkpoint: LABEL=PATH of a policy file, got {item!r}")
+    return factors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    factors = _factors(parser, args)
+    try:
+        world = TwoTierCore(args.scenario, 1).world
+        regions = (
+            list(world.region_ids) if args.regions == "all" else args.regions.split(",")
+        )
+        origins = [world.region_index(r) for r in regions]
+    except ConfigError as exc:
+        parser.error(str(exc))
     env = TwoTierEnvConfig(load_input=args.load_input)
     reward = parse_reward(args.reward)
     seeds = parse_seeds(args.seeds)
 
     def measure(name: str) -> list[Run]:
         """A heuristic by name, or a checkpoint given as ``label=path.zip``."""
-        if "=" in name and not name.partition("=")[2]:
-            parser.error(f"--checkpoint: LABEL=PATH, got {name!r}")
         label, _, path = name.partition("=")
         if not path:
             return [

@@ -186,9 +186,25 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
     assert own is None or own <= policy["expected_carbon_g_per_1k"]
 
 
-def test_command_line_refuses_bad_factors() -> None:
-    with pytest.raises(SystemExit):
-        carbon_bound.main(["--p95-factors", "1,-2"])
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--p95-factors", "1,-2"], "--p95-factors"),
+        (["--p95-factors", "1,x"], "--p95-factors"),
+        (["--scenario", "nowhere"], "scenario"),
+        (["--regions", "mars"], "region"),
+        (["--policies", "latency,oracle"], "--policies"),
+        (["--checkpoint", "x=/no/such/policy.zip"], "--checkpoint"),
+        (["--checkpoint", "x="], "--checkpoint"),
+    ],
+)
+def test_command_line_refuses_bad_input_naming_it(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        carbon_bound.main(argv)
+    assert stop.value.code == 2
+    assert named in capsys.readouterr().err
 
 
 def test_a_checkpoint_is_placed_against_the_bound_under_its_label(
@@ -223,5 +239,3 @@ def test_a_checkpoint_is_placed_against_the_bound_under_its_label(
     )  # fmt: skip
     stats = carbon_bound.pooled([direct], WORLD)
     assert row["carbon_g_per_1k"] == pytest.approx(stats["carbon_g_per_1k"], 1e-5)
-    with pytest.raises(SystemExit):
-        carbon_bound.main(["--regions", REGION, "--checkpoint", "tiny="])
