@@ -240,7 +240,9 @@ def build_program(
             cdfs[cell.origin] = (
                 floor_cdf(world, cell.origin, p95, samples, seed),
                 floor_cdf(world, cell.origin, slo, samples, seed),
-                floor_cdf(world, cell.origin, pooled_limit, samples, seed),
+                floor_cdf(world, cell.origin, pooled_limit, samples, seed)
+                if np.isfinite(limits.pooled_p95_s)
+                else np.zeros((k_types, n_nodes)),  # no pooled row: not needed
             )
         within_p95, within_slo, within_pooled = cdfs[cell.origin]
         intensity = world.hourly[world.node_region, cell.hour, HOUR_CARBON]  # [N]
