@@ -28,9 +28,10 @@ def latency_factor(
     """The p95 allowance a policy uses, in multiples of latency-greedy's p95."""
     if pooled:
         return float(policy["p95_all_ms"]) / float(reference["p95_all_ms"])
-    return max(
+    return max(  # a type no request had (null) has no allowance to use
         float(policy["p95_ms"][t]) / float(reference["p95_ms"][t])
         for t in reference["p95_ms"]
+        if policy["p95_ms"][t] is not None and reference["p95_ms"][t] is not None
     )
 
 

@@ -487,6 +487,48 @@ def two_tier_scorer_fpi(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, 
     return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=50.0, fpi=True)
 
 
+def limit_exceedance(
+    scorer: TwoTierScorer, obs: torch.Tensor, limits_s: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probability that the request's latency exceeds its type's limit, per row.
+
+    The SLO term of :func:`expected_penalty` with the type's limit in place of its
+    SLO: latency over SLO is ``fixed + service * G``, so it exceeds ``L / SLO`` with
+    the probability the SLO term gives for ``fixed + 1 - L / SLO``. Regions ``[B, R]``
+    as the LB prior reads them (best completion as the random part), nodes
+    ``[B, N_max]`` as the scheduler's (wait on arrival fixed, execution random).
+    """
+    lay = scorer.layout
+    kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types]
+    shift = (1.0 - kinds @ (limits_s / scorer.slo))[:, None]  # [B, 1]
+    tail_only = torch.zeros_like(scorer.scoring)
+    tail_only[S_W_SLO] = 1.0
+    tail_only[S_CAP] = scorer.scoring[S_CAP]
+    tail_only[S_SHAPE] = scorer.scoring[S_SHAPE]
+    regions = obs[:, lay.region_offset : lay.node_offset].reshape(
+        -1, lay.n_regions, REGION_FEATURES
+    )
+    nodes = obs[:, lay.node_offset : lay.size].reshape(-1, lay.max_nodes, NODE_FEATURES)
+    none = torch.zeros_like(regions[..., RF_RTT])
+    region_tail = expected_penalty(
+        tail_only,
+        regions[..., RF_RTT] + regions[..., RF_TRANSFER] + shift,
+        none,
+        regions[..., RF_BEST_COMPLETION],
+        none,
+        none,
+    )
+    selected = (regions * regions[..., RF_IS_SELECTED : RF_IS_SELECTED + 1]).sum(1)
+    rtt = selected[:, RF_RTT : RF_RTT + 1]
+    transfer = selected[:, RF_TRANSFER : RF_TRANSFER + 1]
+    wait = (nodes[..., NF_WAIT] - 0.5 * rtt).clamp(min=0.0)
+    zero = torch.zeros_like(wait)
+    node_tail = expected_penalty(
+        tail_only, rtt + transfer + wait + shift, zero, nodes[..., NF_EXEC], zero, zero
+    )
+    return region_tail, node_tail
+
+
 class FpiGreedyPolicy:
     """``fpi_greedy``: per request, the valid row with the lowest penalty + externality.
 
@@ -494,12 +536,25 @@ class FpiGreedyPolicy:
     :func:`fpi_externality`, from the observation and the scenario's static tables
     (what :func:`two_tier_scorer_fpi` starts from). A baseline, no training.
 
+    With ``latency_limits_s`` it also prices ``limit_weight`` reward units on the
+    probability of exceeding each type's limit (:func:`limit_exceedance`): the
+    Lagrangian of per-type p95 limits, a probe of what a myopic rule that knows the
+    limits can save within them (issue 15, goal 2), not a tier of its own.
+
     Args:
         core: a two-tier core of the scenario (its layout, reward weights, world).
         rho_max: cap of a region's load in the externality.
+        latency_limits_s: ``[K]`` per-type latency limits (seconds), or ``None``.
+        limit_weight: reward units per unit probability of exceeding a limit.
     """
 
-    def __init__(self, core: Any, rho_max: float = 0.95) -> None:
+    def __init__(
+        self,
+        core: Any,
+        rho_max: float = 0.95,
+        latency_limits_s: Any = None,
+        limit_weight: float = 0.0,
+    ) -> None:
         lay = core.layout
         self.scorer = TwoTierScorer(
             lay,
@@ -511,6 +566,20 @@ class FpiGreedyPolicy:
             externality_tables(core.world, lay.max_nodes).as_lists(),
             rho_max,
         )
+        self.limits_s: torch.Tensor | None = None
+        self.limit_weight = float(limit_weight)
+        if latency_limits_s is not None:
+            limits = np.asarray(latency_limits_s, dtype=float)
+            if limits.shape != (lay.n_types,) or not np.all(limits > 0):
+                raise ValueError(
+                    f"latency_limits_s: expected {lay.n_types} positive seconds "
+                    f"(one per request type), got {limits.tolist()}"
+                )
+            if not (math.isfinite(self.limit_weight) and self.limit_weight >= 0):
+                raise ValueError(
+                    f"limit_weight: expected a finite weight >= 0, got {limit_weight}"
+                )
+            self.limits_s = torch.as_tensor(limits, dtype=torch.float32)
 
     def predict(
         self,
@@ -525,6 +594,12 @@ class FpiGreedyPolicy:
         lay = self.scorer.layout
         with torch.no_grad():
             region_pen, node_pen = self.scorer.penalties(obs)
+            if self.limits_s is not None:
+                region_tail, node_tail = limit_exceedance(
+                    self.scorer, obs, self.limits_s
+                )
+                region_pen = region_pen + self.limit_weight * region_tail
+                node_pen = node_pen + self.limit_weight * node_tail
         regions = obs[:, lay.region_offset : lay.node_offset].reshape(
             -1, lay.n_regions, REGION_FEATURES
         )

@@ -12,6 +12,12 @@ and SLO rate (how much of what their latency budget allows they save)::
         --decisions 2000 --policies carbon,weighted_greedy \
         --checkpoint learned=multirun/.../global_policy.zip --json
 
+``--limit-weights 8,16`` also places ``fpi_greedy`` told the goal's limits: it adds
+``W x P(latency > the type's limit)`` to every score (the Lagrangian of the p95
+limits; :class:`policies.networks.two_tier.FpiGreedyPolicy`), as ``fpi_limits@W``:
+what the best myopic rule keeping the limits saves. Every policy row says whether it
+is ``within_goal_limits``; ``goal.limits`` prints them.
+
 Figures are pooled over every request of every cell (region x seed), not averaged
 over cells: the bound is a statement about pooled quantiles. In the JSON a
 ``p95_factor`` of null is no p95 limit (SLO misses only); a null bound means the
@@ -102,8 +108,8 @@ def _figures(stats: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
         "expected_carbon_g_per_1k": round(stats["expected_carbon_g_per_1k"], 6),
         "slo_miss_pct": round(100 * stats["slo_miss_share"], 3),
         "p95_all_ms": round(1e3 * stats["pooled_p95_s"], 1),
-        "p95_ms": {
-            t: round(1e3 * v, 1)
+        "p95_ms": {  # null for a type no cell saw (JSON has no Infinity)
+            t: round(1e3 * v, 1) if math.isfinite(v) else None
             for t, v in zip(names, stats["p95_s"].tolist(), strict=True)
         },
     }
@@ -141,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="limit the p95 of all requests together instead of each type's",
     )
+    parser.add_argument(
+        "--limit-weights",
+        default="",
+        help="also place fpi_greedy + W x P(latency > the goal's limit) for each W "
+        "(commas): the Lagrangian of the goal's p95 limits",
+    )
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--json", action="store_true", help="one JSON object only")
     return parser
@@ -166,7 +178,35 @@ def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
         label, _, path = item.partition("=")
         if not label or not path or not Path(path).is_file():
             parser.error(f"--checkpoint: LABEL=PATH of a policy file, got {item!r}")
+    try:
+        weights = [float(v) for v in args.limit_weights.split(",") if v]
+    except ValueError:
+        weights = [-1.0]
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        parser.error(f"--limit-weights: weights >= 0, got {args.limit_weights!r}")
     return factors
+
+
+def _limits_json(limits: LatencyLimits, names: Sequence[str]) -> dict[str, Any]:
+    """Milliseconds and percent; null where there is no limit (JSON has no inf)."""
+
+    def ms(seconds: float) -> float | None:
+        return round(1e3 * seconds, 1) if math.isfinite(seconds) else None
+
+    return {
+        "p95_ms": {t: ms(v) for t, v in zip(names, limits.p95_s.tolist(), strict=True)},
+        "p95_all_ms": ms(limits.pooled_p95_s),
+        "slo_miss_pct": round(100 * limits.slo_miss_share, 3),
+    }
+
+
+def within(stats: dict[str, Any], limits: LatencyLimits) -> bool:
+    """Whether measured ``stats`` keep ``limits`` (every p95 given and SLO misses)."""
+    return bool(
+        np.all(stats["p95_s"] <= limits.p95_s)
+        and stats["pooled_p95_s"] <= limits.pooled_p95_s
+        and stats["slo_miss_share"] <= limits.slo_miss_share
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,15 +246,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = cells_of(reference_runs, origins)
     names = list(world.type_names)
 
-    def bound(stats: dict[str, Any], factor: float, points: float) -> dict[str, Any]:
-        """The bound at ``stats``' p95s times ``factor``, SLO misses + ``points``."""
+    def limits_at(stats: dict[str, Any], factor: float, points: float) -> LatencyLimits:
+        """``stats``' p95s times ``factor`` (per type or pooled), SLO + ``points``."""
         miss = min(stats["slo_miss_share"] + points / 100, 1.0)
         if args.pooled:
-            limits = LatencyLimits(
+            return LatencyLimits(
                 np.full(len(names), np.inf), miss, stats["pooled_p95_s"] * factor
             )
-        else:
-            limits = LatencyLimits(stats["p95_s"] * factor, miss)
+        return LatencyLimits(stats["p95_s"] * factor, miss)
+
+    goal_limits = limits_at(reference, args.p95_factor, args.slo_points)
+
+    def limit_aware(weight: float) -> list[Run]:
+        """fpi_greedy pricing the goal's limits (the pooled one for every type)."""
+        from policies.networks.two_tier import FpiGreedyPolicy
+
+        per_type = np.minimum(goal_limits.p95_s, goal_limits.pooled_p95_s)
+        runs = []
+        for r in regions:
+            core = TwoTierCore(args.scenario, 1, [r], env, reward)
+            rule = FpiGreedyPolicy(core, latency_limits_s=per_type, limit_weight=weight)
+            runs.append(
+                simulate(
+                    f"fpi_limits@{weight:g}", args.scenario, r, reward, env, seeds,
+                    args.decisions, policy=rule,
+                )
+            )  # fmt: skip
+        return runs
+
+    def bound(stats: dict[str, Any], factor: float, points: float) -> dict[str, Any]:
+        """The bound at ``stats``' p95s times ``factor``, SLO misses + ``points``."""
+        limits = limits_at(stats, factor, points)
         try:
             result = carbon_lower_bound(world, cells, limits, args.samples)
         except ConfigError:  # a measured p95 below the floor's own: a short run
@@ -237,17 +299,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     goal = next(row for row in frontier if row["p95_factor"] == args.p95_factor)
     policies = []
-    for name in [p for p in args.policies.split(",") if p] + args.checkpoint:
-        stats = pooled(measure(name), world)
+    named = [p for p in args.policies.split(",") if p] + args.checkpoint
+    weights = [float(w) for w in args.limit_weights.split(",") if w]
+    measured = [(n.partition("=")[0], lambda n=n: measure(n)) for n in named]
+    measured += [(f"fpi_limits@{w:g}", lambda w=w: limit_aware(w)) for w in weights]
+    for label, runs_of in measured:
+        stats = pooled(runs_of(), world)
         own = bound(stats, 1.0, 0.0)
         policies.append(
-            {"policy": name.partition("=")[0]}
+            {"policy": label}
             | _figures(stats, names)
             | {
                 "reduction_pct": round(
                     100 * (1 - stats[EXPECTED] / reference[EXPECTED]),
                     2,
                 ),
+                "within_goal_limits": within(stats, goal_limits),
                 "bound_at_own_latency_g_per_1k": own["carbon_g_per_1k"],
                 "bound_at_own_latency_reduction_pct": own["reduction_pct"],
             }
@@ -269,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_reduction_pct": goal["reduction_pct"],
             "reachable": goal["reduction_pct"] is not None
             and goal["reduction_pct"] >= args.target_pct,
+            "limits": _limits_json(goal_limits, names),
         },
         "frontier": frontier,
         "policies": policies,

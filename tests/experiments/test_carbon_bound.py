@@ -169,7 +169,8 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
         [
             "--scenario", "small", "--regions", REGION, "--seeds", "1000",
             "--decisions", "1500", "--p95-factors", "1,2,inf", "--p95-factor", "1.5",
-            "--samples", "20000", "--policies", "weighted_greedy", "--json",
+            "--samples", "20000", "--policies", "weighted_greedy",
+            "--limit-weights", "0,50", "--json",
         ]
     )  # fmt: skip
     assert code == 0
@@ -191,10 +192,24 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
     assert lg["carbon_g_per_1k"] == pytest.approx(reference["carbon_g_per_1k"], 1e-5)
     reduction = 100 * (1 - goal["bound_g_per_1k"] / lg["expected_carbon_g_per_1k"])
     assert goal["max_reduction_pct"] == pytest.approx(reduction, abs=0.01)
-    (policy,) = report["policies"]
-    assert policy["policy"] == "weighted_greedy"
+    policy, free, priced = report["policies"]
+    assert [policy["policy"], free["policy"], priced["policy"]] == [
+        "weighted_greedy", "fpi_limits@0", "fpi_limits@50",
+    ]  # fmt: skip
     own = policy["bound_at_own_latency_g_per_1k"]
     assert own is None or own <= policy["expected_carbon_g_per_1k"]
+    limits = goal["limits"]
+    assert limits["p95_all_ms"] is None  # per-type reading: no pooled limit
+    assert limits["slo_miss_pct"] == pytest.approx(lg["slo_miss_pct"] + 1.0, abs=1e-3)
+    for row in report["policies"]:
+        keeps = row["slo_miss_pct"] <= limits["slo_miss_pct"] + 1e-3 and all(
+            row["p95_ms"][t] <= limits["p95_ms"][t] + 0.1 for t in limits["p95_ms"]
+        )
+        assert row["within_goal_limits"] == keeps, row
+    for t, limit in limits["p95_ms"].items():
+        assert limit == pytest.approx(1.5 * lg["p95_ms"][t], abs=0.2)
+    # Weight 0 is fpi_greedy; pricing the limits gives up carbon to keep them.
+    assert priced["expected_carbon_g_per_1k"] >= free["expected_carbon_g_per_1k"]
 
 
 @pytest.mark.parametrize(
@@ -207,6 +222,8 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
         (["--policies", "latency,oracle"], "--policies"),
         (["--checkpoint", "x=/no/such/policy.zip"], "--checkpoint"),
         (["--checkpoint", "x="], "--checkpoint"),
+        (["--limit-weights", "4,-1"], "--limit-weights"),
+        (["--limit-weights", "four"], "--limit-weights"),
     ],
 )
 def test_command_line_refuses_bad_input_naming_it(

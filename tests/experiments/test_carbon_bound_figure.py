@@ -71,6 +71,20 @@ def test_a_policy_sits_at_the_allowance_it_uses() -> None:
     assert [p["factor"] for p in pooled] == pytest.approx([1.5, 1.1])
 
 
+def test_a_type_no_request_had_uses_no_allowance() -> None:
+    """The bound command prints null for such a type's p95 (JSON has no inf)."""
+    bound = _bound()
+    bound["latency_greedy"] = copy.deepcopy(LATENCY_GREEDY)
+    bound["latency_greedy"]["p95_ms"]["batch"] = None
+    report = _report()
+    report["latency_greedy"] = bound["latency_greedy"]
+    for policy in report["policies"]:
+        policy["p95_ms"]["batch"] = None
+    learned, greedy = points(bound, [report])
+    assert learned["factor"] == pytest.approx(1.5)
+    assert greedy["factor"] == pytest.approx(1.2)
+
+
 def test_reports_of_another_protocol_are_refused_by_key() -> None:
     other = _report()
     other["seeds"] = [1000, 1001]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from sb3_contrib import MaskablePPO
 
-from envs import RewardConfig, TwoTierEnvConfig, make_region_vec_env
+from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig, make_region_vec_env
 from envs.scenario import (
     NODE_CORES,
     REG_END,
@@ -22,11 +22,16 @@ from envs.scenario import (
     TYPE_SLO_S,
     World,
 )
+from envs.two_tier.heuristics import S_SHAPE
 from envs.two_tier.layout import NODE_FEATURES, REGION_FEATURES, ObsLayout
 from policies.config import PolicyConfig
 from policies.evaluation import TwoTierEvalSpec, evaluate_two_tier
 from policies.factory import build_model
-from policies.networks.two_tier import FpiGreedyPolicy, TwoTierScorer
+from policies.networks.two_tier import (
+    FpiGreedyPolicy,
+    TwoTierScorer,
+    limit_exceedance,
+)
 from tests.envs.two_tier_oracle import (
     node_column,
     region_column,
@@ -239,3 +244,117 @@ def test_tables_travel_with_the_checkpoint(tmp_path) -> None:
         learner.policy.action_net(obs).detach().numpy(),
     )
     assert loaded.policy.action_net.fpi
+
+
+# ------------------------------------------------- pricing per-type latency limits
+def exceedance_oracle(
+    fixed: float, service: float, limit: float, shape: float
+) -> float:
+    """P(fixed + service * G > limit), all over the SLO, ``G`` unit-mean Gamma."""
+    from scipy import stats
+
+    if fixed >= limit:
+        return 1.0
+    if service <= 0:
+        return 0.0
+    return float(stats.gamma(a=shape, scale=service / shape).sf(limit - fixed))
+
+
+def test_limit_exceedance_is_the_chance_of_missing_each_types_limit() -> None:
+    """Against scipy's Gamma law, row by row, in both phases of a loaded run."""
+    env = make_region_vec_env(
+        "small", "eu-central", 4, seed=5, config=TwoTierEnvConfig(load_input=True)
+    )
+    env.reset()
+    core = env.core
+    world, lay = core.world, core.layout
+    slo = world.type_f[:, TYPE_SLO_S]
+    limits = 0.6 * slo  # tighter than the SLO: many rows in between 0 and 1
+    rule = FpiGreedyPolicy(core, latency_limits_s=limits, limit_weight=1.0)
+    shape = float(core.scoring[S_SHAPE])
+    rng = np.random.default_rng(11)
+    seen = {"lb": 0, "scheduler": 0, "between": 0}
+    for _ in range(40):
+        obs = core.obs.copy()
+        region_tail, node_tail = limit_exceedance(
+            rule.scorer, torch.as_tensor(obs), rule.limits_s
+        )
+        for b in range(core.num_envs):
+            k = int(np.argmax(obs[b, lay.type_offset : lay.type_offset + lay.n_types]))
+            limit = limits[k] / slo[k]
+            regions = obs[b, lay.region_offset : lay.node_offset].reshape(
+                -1, REGION_FEATURES
+            )
+            col = {name: region_column(name) for name in ("rtt", "transfer")}
+            if obs[b, 0] > 0.5:
+                seen["lb"] += 1
+                for i in np.flatnonzero(regions[:, region_column("valid")] > 0):
+                    fixed = float(regions[i, col["rtt"]] + regions[i, col["transfer"]])
+                    service = float(regions[i, region_column("best_completion")])
+                    want = exceedance_oracle(fixed, service, limit, shape)
+                    assert float(region_tail[b, i]) == pytest.approx(want, abs=1e-5)
+                    seen["between"] += 0.01 < want < 0.99
+            else:
+                seen["scheduler"] += 1
+                q = int(np.flatnonzero(regions[:, region_column("is_selected")])[0])
+                rtt = float(regions[q, col["rtt"]])
+                fixed_parts = rtt + float(regions[q, col["transfer"]])
+                nodes = obs[b, lay.node_offset :].reshape(-1, NODE_FEATURES)
+                for i in np.flatnonzero(nodes[:, node_column("valid")] > 0):
+                    wait = max(float(nodes[i, node_column("wait")]) - rtt / 2, 0.0)
+                    service = float(nodes[i, node_column("exec")])
+                    want = exceedance_oracle(fixed_parts + wait, service, limit, shape)
+                    assert float(node_tail[b, i]) == pytest.approx(want, abs=1e-5)
+                    seen["between"] += 0.01 < want < 0.99
+        masks = core.action_masks()
+        core.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))
+    assert seen["lb"] and seen["scheduler"] and seen["between"] > 20, seen
+
+
+def test_pricing_the_limits_keeps_more_requests_within_them() -> None:
+    """Weight 0 is ``fpi_greedy`` itself; a large weight misses the limits less.
+
+    asia-east with carbon weighing 4: ``fpi_greedy`` sends requests to cleaner,
+    farther regions and misses half-SLO limits on 4 % of them.
+    """
+    from scripts.benchmarks.quality_two_tier import simulate
+
+    config = TwoTierEnvConfig(load_input=True)
+    reward = RewardConfig(1.0, 0.0, 1.0, 0.1, 4.0)
+    probe = TwoTierCore("small", 1, ["asia-east"], config, reward)
+    limits = 0.5 * probe.world.type_f[:, TYPE_SLO_S]
+
+    def run(weight: float | None) -> tuple[np.ndarray, float, float]:
+        policy = (
+            FpiGreedyPolicy(probe)
+            if weight is None
+            else FpiGreedyPolicy(probe, latency_limits_s=limits, limit_weight=weight)
+        )
+        (table,) = simulate(
+            "probe", "small", "asia-east", reward, config, [1003], 1500, policy=policy
+        ).requests
+        kinds = table["request_type"].astype(np.int64)
+        missed = float(np.mean(table["latency_s"] > limits[kinds]))
+        return table["node"], missed, float(table["carbon_g"].mean())
+
+    plain_nodes, plain_missed, plain_carbon = run(None)
+    zero_nodes, _, _ = run(0.0)
+    _, priced_missed, priced_carbon = run(20.0)
+    assert np.array_equal(zero_nodes, plain_nodes)
+    assert plain_missed > 0.02, plain_missed
+    assert priced_missed < 0.5 * plain_missed, (priced_missed, plain_missed)
+    assert priced_carbon > plain_carbon  # what keeping the limits costs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"latency_limits_s": [0.1, 0.2]}, "latency_limits_s"),
+        ({"latency_limits_s": [0.1, 0.2, 0.0, 0.1]}, "latency_limits_s"),
+        ({"latency_limits_s": [0.1] * 4, "limit_weight": -1.0}, "limit_weight"),
+    ],
+)
+def test_bad_limits_are_refused_naming_them(kwargs: dict, named: str) -> None:
+    core = TwoTierCore("small", 1, ["eu-central"], TwoTierEnvConfig(), RewardConfig())
+    with pytest.raises(ValueError, match=named):
+        FpiGreedyPolicy(core, **kwargs)
