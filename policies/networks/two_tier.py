@@ -487,6 +487,10 @@ def two_tier_scorer_fpi(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, 
     return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=50.0, fpi=True)
 
 
+NO_LIMIT_S = 1e9
+"""A type's latency limit when it has none: nothing exceeds it (finite, not inf)."""
+
+
 def limit_exceedance(
     scorer: TwoTierScorer, obs: torch.Tensor, limits_s: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -544,7 +548,8 @@ class FpiGreedyPolicy:
     Args:
         core: a two-tier core of the scenario (its layout, reward weights, world).
         rho_max: cap of a region's load in the externality.
-        latency_limits_s: ``[K]`` per-type latency limits (seconds), or ``None``.
+        latency_limits_s: ``[K]`` per-type latency limits (seconds; ``inf``: that
+            type has none), or ``None``.
         limit_weight: reward units per unit probability of exceeding a limit.
     """
 
@@ -573,8 +578,9 @@ class FpiGreedyPolicy:
             if limits.shape != (lay.n_types,) or not np.all(limits > 0):
                 raise ValueError(
                     f"latency_limits_s: expected {lay.n_types} positive seconds "
-                    f"(one per request type), got {limits.tolist()}"
+                    f"(one per request type, inf for none), got {limits.tolist()}"
                 )
+            limits = np.minimum(limits, NO_LIMIT_S)  # inf x a 0 one-hot entry: nan
             if not (math.isfinite(self.limit_weight) and self.limit_weight >= 0):
                 raise ValueError(
                     f"limit_weight: expected a finite weight >= 0, got {limit_weight}"

@@ -339,6 +339,10 @@ def test_pricing_the_limits_keeps_more_requests_within_them() -> None:
 
     plain_nodes, plain_missed, plain_carbon = run(None)
     zero_nodes, _, _ = run(0.0)
+    limits = np.full_like(limits, np.inf)  # no type limited: nothing to price
+    unlimited_nodes, _, _ = run(20.0)
+    assert np.array_equal(unlimited_nodes, plain_nodes)
+    limits = 0.5 * probe.world.type_f[:, TYPE_SLO_S]
     _, priced_missed, priced_carbon = run(20.0)
     assert np.array_equal(zero_nodes, plain_nodes)
     assert plain_missed > 0.02, plain_missed
