@@ -25,6 +25,7 @@ construction (Decima, Placeto; quality notes §3).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -550,7 +551,10 @@ class FpiGreedyPolicy:
         rho_max: cap of a region's load in the externality.
         latency_limits_s: ``[K]`` per-type latency limits (seconds; ``inf``: that
             type has none), or ``None``.
-        limit_weight: reward units per unit probability of exceeding a limit.
+        limit_weight: reward units per unit probability of exceeding a limit: one
+            for every type, or ``[K]``, one multiplier per type's limit (the
+            Lagrangian of K constraints has K multipliers; one shared weight makes
+            the loosest limit as expensive as the binding one).
     """
 
     def __init__(
@@ -558,7 +562,7 @@ class FpiGreedyPolicy:
         core: Any,
         rho_max: float = 0.95,
         latency_limits_s: Any = None,
-        limit_weight: float = 0.0,
+        limit_weight: float | Sequence[float] | np.ndarray = 0.0,
     ) -> None:
         lay = core.layout
         self.scorer = TwoTierScorer(
@@ -572,7 +576,10 @@ class FpiGreedyPolicy:
             rho_max,
         )
         self.limits_s: torch.Tensor | None = None
-        self.limit_weight = float(limit_weight)
+        weights = np.asarray(limit_weight, dtype=float)
+        if weights.ndim == 0:
+            weights = np.full(lay.n_types, float(weights))
+        self.limit_weights = torch.as_tensor(weights, dtype=torch.float32)
         if latency_limits_s is not None:
             limits = np.asarray(latency_limits_s, dtype=float)
             if limits.shape != (lay.n_types,) or not np.all(limits > 0):
@@ -581,21 +588,19 @@ class FpiGreedyPolicy:
                     f"(one per request type, inf for none), got {limits.tolist()}"
                 )
             limits = np.minimum(limits, NO_LIMIT_S)  # inf x a 0 one-hot entry: nan
-            if not (math.isfinite(self.limit_weight) and self.limit_weight >= 0):
+            if weights.shape != (lay.n_types,) or not (
+                np.all(np.isfinite(weights)) and np.all(weights >= 0)
+            ):
                 raise ValueError(
-                    f"limit_weight: expected a finite weight >= 0, got {limit_weight}"
+                    "limit_weight: expected a finite weight >= 0 or "
+                    f"{lay.n_types} of them (one per request type), got {limit_weight}"
                 )
             self.limits_s = torch.as_tensor(limits, dtype=torch.float32)
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: Any = None,
-        deterministic: bool = True,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, Any]:
-        """The lowest-scored valid region (LB rows) or node (scheduler rows)."""
+    def scores(
+        self, observation: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``[B, R]`` region and ``[B, N_max]`` node scores; ``inf`` where invalid."""
         obs = torch.as_tensor(np.atleast_2d(observation), dtype=torch.float32)
         lay = self.scorer.layout
         with torch.no_grad():
@@ -604,8 +609,10 @@ class FpiGreedyPolicy:
                 region_tail, node_tail = limit_exceedance(
                     self.scorer, obs, self.limits_s
                 )
-                region_pen = region_pen + self.limit_weight * region_tail
-                node_pen = node_pen + self.limit_weight * node_tail
+                kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types]
+                weight = (kinds @ self.limit_weights)[:, None]  # the row's type's
+                region_pen = region_pen + weight * region_tail
+                node_pen = node_pen + weight * node_tail
         regions = obs[:, lay.region_offset : lay.node_offset].reshape(
             -1, lay.n_regions, REGION_FEATURES
         )
@@ -620,7 +627,19 @@ class FpiGreedyPolicy:
             masks = np.atleast_2d(np.asarray(action_masks, dtype=bool))
             region_score[~masks[:, : lay.n_regions]] = np.inf
             node_score[~masks[:, : lay.max_nodes]] = np.inf
-        lb = obs[:, 0].numpy() > 0.5
+        return region_score, node_score
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """The lowest-scored valid region (LB rows) or node (scheduler rows)."""
+        region_score, node_score = self.scores(observation, action_masks)
+        lb = np.atleast_2d(observation)[:, 0] > 0.5
         actions = np.where(lb, region_score.argmin(1), node_score.argmin(1))
         return actions.astype(np.int64), None
 

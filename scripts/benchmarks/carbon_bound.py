@@ -18,6 +18,13 @@ limits; :class:`policies.networks.two_tier.FpiGreedyPolicy`), as ``fpi_limits@W`
 what the best myopic rule keeping the limits saves. Every policy row says whether it
 is ``within_goal_limits``; ``goal.limits`` prints them.
 
+``--calibrate 5000-5002`` gives that rule one multiplier per type's limit (the
+Lagrangian of K limits has K), found by dual ascent
+(:mod:`policies.limit_multipliers`) on those tuning seeds at *their* goal limits
+(latency-greedy's there, p95s x ``--calibration-margin``), and places the
+multipliers it picks as
+``fpi_limits@calibrated`` on the evaluation seeds; ``calibration`` lists every step.
+
 Figures are pooled over every request of every cell (region x seed), not averaged
 over cells: the bound is a statement about pooled quantiles. In the JSON a
 ``p95_factor`` of null is no p95 limit (SLO misses only); a null bound means the
@@ -32,17 +39,19 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from envs import TwoTierCore, TwoTierEnvConfig
+from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig
 from envs.errors import ConfigError
 from envs.scenario import TYPE_NODE_EXEC_S, World
 from envs.two_tier.carbon_bound import Cell, LatencyLimits, carbon_lower_bound
 from envs.two_tier.reference import RULES
 from policies.baselines import BASELINES, TABLE_BASELINES
+from policies.limit_multipliers import Limits, Measured, calibrate
 from scripts.benchmarks.quality_two_tier import (
     Run,
     checkpoint_env,
@@ -153,9 +162,49 @@ def _parser() -> argparse.ArgumentParser:
         help="also place fpi_greedy + W x P(latency > the goal's limit) for each W "
         "(commas): the Lagrangian of the goal's p95 limits",
     )
+    parser.add_argument(
+        "--calibrate",
+        default="",
+        metavar="SEEDS",
+        help="also place fpi_greedy with one multiplier per type's limit, found by "
+        "dual ascent on these (tuning) seeds at their own goal limits",
+    )
+    parser.add_argument("--calibration-steps", type=int, default=12)
+    parser.add_argument(
+        "--calibration-margin",
+        type=float,
+        default=0.97,
+        help="search at the tuning seeds' p95 limits times this: a back-off, since "
+        "multipliers that just keep the limits on some seeds break them by a hair "
+        "on others",
+    )
+    parser.add_argument(
+        "--calibration-start", type=float, default=4.0, help="every multiplier's"
+    )
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--json", action="store_true", help="one JSON object only")
     return parser
+
+
+def _check_calibration(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> None:
+    """``--calibrate`` and its settings (exit 2 naming the option if wrong)."""
+    if not args.calibrate:
+        return
+    try:
+        tuning = parse_seeds(args.calibrate)
+    except ValueError:
+        parser.error(f"--calibrate: seeds like 5000-5002, got {args.calibrate!r}")
+    if set(tuning) & set(parse_seeds(args.seeds)):
+        parser.error("--calibrate: tuning seeds must not be evaluation --seeds")
+    if args.calibration_steps < 1:
+        parser.error(f"--calibration-steps: at least 1, got {args.calibration_steps}")
+    if not 0 < args.calibration_margin <= 1:
+        parser.error(f"--calibration-margin: in (0, 1], got {args.calibration_margin}")
+    start = args.calibration_start
+    if not (math.isfinite(start) and start >= 0):
+        parser.error(f"--calibration-start: a weight >= 0, got {start}")
 
 
 def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[float]:
@@ -184,6 +233,7 @@ def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
         weights = [-1.0]
     if not all(math.isfinite(w) and w >= 0 for w in weights):
         parser.error(f"--limit-weights: weights >= 0, got {args.limit_weights!r}")
+    _check_calibration(parser, args)
     return factors
 
 
@@ -207,6 +257,133 @@ def within(stats: dict[str, Any], limits: LatencyLimits) -> bool:
         and stats["pooled_p95_s"] <= limits.pooled_p95_s
         and stats["slo_miss_share"] <= limits.slo_miss_share
     )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where every policy is measured: scenario, regions, env, reward, length."""
+
+    scenario: str
+    regions: list[str]
+    env: TwoTierEnvConfig
+    reward: RewardConfig
+    decisions: int
+    world: World
+
+
+def goal_limits_of(
+    stats: dict[str, Any], factor: float, points: float, pooled_reading: bool
+) -> LatencyLimits:
+    """Goal 2's limits from a reference's ``stats``.
+
+    Its p95s (each type's, or all requests' with ``pooled_reading``) times
+    ``factor``, its SLO-miss share + ``points`` percentage points.
+    """
+    miss = min(stats["slo_miss_share"] + points / 100, 1.0)
+    if pooled_reading:
+        return LatencyLimits(
+            np.full(len(stats["p95_s"]), np.inf), miss, stats["pooled_p95_s"] * factor
+        )
+    return LatencyLimits(stats["p95_s"] * factor, miss)
+
+
+def limit_aware(
+    setting: Setting,
+    weight: float | np.ndarray,
+    limits: LatencyLimits,
+    seeds: Sequence[int],
+) -> list[Run]:
+    """fpi_greedy pricing ``limits`` (the pooled one for every type), every region."""
+    from policies.networks.two_tier import FpiGreedyPolicy
+
+    per_type = np.minimum(limits.p95_s, limits.pooled_p95_s)
+    runs = []
+    for r in setting.regions:
+        core = TwoTierCore(setting.scenario, 1, [r], setting.env, setting.reward)
+        rule = FpiGreedyPolicy(core, latency_limits_s=per_type, limit_weight=weight)
+        runs.append(
+            simulate(
+                "fpi_limits", setting.scenario, r, setting.reward, setting.env, seeds,
+                setting.decisions, policy=rule,
+            )
+        )  # fmt: skip
+    return runs
+
+
+def calibrated(
+    setting: Setting, args: argparse.Namespace
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Per-type multipliers by dual ascent on the tuning seeds (``--calibrate``).
+
+    The tuning seeds' limits are the goal's definition applied to latency-greedy on
+    those seeds, p95s tightened by ``--calibration-margin``; the evaluation seeds
+    are never run here. Returns the search's
+    report and the multipliers it picked (``None``: no step kept the limits).
+    """
+    tuning = parse_seeds(args.calibrate)
+    names = list(setting.world.type_names)
+    reference = pooled(
+        [
+            simulate(
+                REFERENCE, setting.scenario, r, setting.reward, setting.env, tuning,
+                setting.decisions,
+            )
+            for r in setting.regions
+        ],
+        setting.world,
+    )  # fmt: skip
+    tuned = goal_limits_of(
+        reference,
+        args.p95_factor * args.calibration_margin,
+        args.slo_points,
+        args.pooled,
+    )
+    limits = Limits(tuned.p95_s, tuned.pooled_p95_s, tuned.slo_miss_share)
+
+    def measure(weights: np.ndarray) -> Measured:
+        stats = pooled(limit_aware(setting, weights, tuned, tuning), setting.world)
+        run = Measured(
+            stats["p95_s"],
+            stats["pooled_p95_s"],
+            stats["slo_miss_share"],
+            stats[EXPECTED],
+        )
+        print(  # progress: a step takes about a minute on default
+            f"calibration: multipliers {np.round(weights, 2).tolist()}, p95 / limit "
+            f"{np.round(limits.excess(run), 3).tolist()}",
+            file=sys.stderr,
+        )
+        return run
+
+    search = calibrate(
+        measure,
+        limits,
+        np.full(len(names), args.calibration_start),
+        args.calibration_steps,
+    )
+
+    def named(weights: np.ndarray) -> dict[str, float]:
+        return dict(zip(names, weights.tolist(), strict=True))  # exact: rerunnable
+
+    steps = [
+        {
+            "limit_weights": named(w),
+            "reduction_pct": round(100 * (1 - run.objective / reference[EXPECTED]), 2),
+            "p95_ms": [
+                round(1e3 * v, 1) if math.isfinite(v) else None for v in run.p95_s
+            ],
+            "slo_miss_pct": round(100 * run.slo_miss_share, 3),
+            "within_limits": limits.kept_by(run),
+        }
+        for w, run in search.steps
+    ]
+    report = {
+        "seeds": tuning,
+        "limits": _limits_json(tuned, names),
+        "steps": steps,
+        "picked": None if search.best is None else named(search.best),
+    }
+    return report, search.best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,33 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = cells_of(reference_runs, origins)
     names = list(world.type_names)
 
+    setting = Setting(args.scenario, regions, env, reward, args.decisions, world)
+
     def limits_at(stats: dict[str, Any], factor: float, points: float) -> LatencyLimits:
-        """``stats``' p95s times ``factor`` (per type or pooled), SLO + ``points``."""
-        miss = min(stats["slo_miss_share"] + points / 100, 1.0)
-        if args.pooled:
-            return LatencyLimits(
-                np.full(len(names), np.inf), miss, stats["pooled_p95_s"] * factor
-            )
-        return LatencyLimits(stats["p95_s"] * factor, miss)
+        return goal_limits_of(stats, factor, points, args.pooled)
 
     goal_limits = limits_at(reference, args.p95_factor, args.slo_points)
-
-    def limit_aware(weight: float) -> list[Run]:
-        """fpi_greedy pricing the goal's limits (the pooled one for every type)."""
-        from policies.networks.two_tier import FpiGreedyPolicy
-
-        per_type = np.minimum(goal_limits.p95_s, goal_limits.pooled_p95_s)
-        runs = []
-        for r in regions:
-            core = TwoTierCore(args.scenario, 1, [r], env, reward)
-            rule = FpiGreedyPolicy(core, latency_limits_s=per_type, limit_weight=weight)
-            runs.append(
-                simulate(
-                    f"fpi_limits@{weight:g}", args.scenario, r, reward, env, seeds,
-                    args.decisions, policy=rule,
-                )
-            )  # fmt: skip
-        return runs
 
     def bound(stats: dict[str, Any], factor: float, points: float) -> dict[str, Any]:
         """The bound at ``stats``' p95s times ``factor``, SLO misses + ``points``."""
@@ -302,7 +458,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     named = [p for p in args.policies.split(",") if p] + args.checkpoint
     weights = [float(w) for w in args.limit_weights.split(",") if w]
     measured = [(n.partition("=")[0], lambda n=n: measure(n)) for n in named]
-    measured += [(f"fpi_limits@{w:g}", lambda w=w: limit_aware(w)) for w in weights]
+    measured += [
+        (f"fpi_limits@{w:g}", lambda w=w: limit_aware(setting, w, goal_limits, seeds))
+        for w in weights
+    ]
+    calibration: dict[str, Any] | None = None
+    if args.calibrate:
+        calibration, picked = calibrated(setting, args)
+        if picked is not None:
+            measured.append(
+                (
+                    "fpi_limits@calibrated",
+                    lambda p=picked: limit_aware(setting, p, goal_limits, seeds),
+                )
+            )
     for label, runs_of in measured:
         stats = pooled(runs_of(), world)
         own = bound(stats, 1.0, 0.0)
@@ -341,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frontier": frontier,
         "policies": policies,
     }
+    if calibration is not None:
+        report["calibration"] = calibration
     if args.json:
         print(json.dumps(report))
         return 0

@@ -212,6 +212,66 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
     assert priced["expected_carbon_g_per_1k"] >= free["expected_carbon_g_per_1k"]
 
 
+def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Searched on the tuning seed, judged on the evaluation seed.
+
+    The search's limits come from latency-greedy on the tuning seed; its pick is
+    the step within them with the least carbon, rerun on the evaluation seed under
+    the goal's limits.
+    """
+    reward = "1,0,1,0.1,4"  # carbon pulls requests far: the limits bite
+    code = carbon_bound.main(
+        [
+            "--scenario", "small", "--regions", REGION, "--seeds", "1000",
+            "--decisions", "1000", "--p95-factors", "inf", "--samples", "5000",
+            "--reward", reward, "--calibrate", "5001", "--calibration-steps", "4",
+            "--calibration-start", "2", "--calibration-margin", "0.95", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    search = report["calibration"]
+    assert search["seeds"] == [5001]
+    tuned = carbon_bound.pooled(
+        [simulate("latency", "small", REGION, parse_reward(reward),
+                  TwoTierEnvConfig(), [5001], 1000)],
+        WORLD,
+    )  # fmt: skip
+    limits = search["limits"]["p95_ms"]
+    for k, t in enumerate(WORLD.type_names):
+        assert limits[t] == pytest.approx(1.1e3 * 0.95 * tuned["p95_s"][k], abs=0.1)
+    steps = search["steps"]
+    assert len(steps) == 4
+    assert all(w == 2.0 for w in steps[0]["limit_weights"].values())
+    for step in steps:
+        keeps = step["slo_miss_pct"] <= search["limits"]["slo_miss_pct"] + 1e-3 and all(
+            v <= limits[t] + 0.1
+            for t, v in zip(WORLD.type_names, step["p95_ms"], strict=True)
+        )
+        assert step["within_limits"] == keeps, step
+    kept = [s for s in steps if s["within_limits"]]
+    assert kept, "no step kept the limits: the test's settings no longer exercise it"
+    least_carbon = max(kept, key=lambda s: s["reduction_pct"])
+    assert search["picked"] == least_carbon["limit_weights"]
+    row = next(r for r in report["policies"] if r["policy"] == "fpi_limits@calibrated")
+    setting = carbon_bound.Setting(
+        "small", [REGION], TwoTierEnvConfig(), parse_reward(reward), 1000, WORLD
+    )
+    goal = report["goal"]["limits"]["p95_ms"]
+    goal_limits = LatencyLimits(
+        np.array([goal[t] / 1e3 for t in WORLD.type_names]), 1.0
+    )
+    weights = np.array([search["picked"][t] for t in WORLD.type_names])
+    rerun = carbon_bound.pooled(
+        carbon_bound.limit_aware(setting, weights, goal_limits, [1000]), WORLD
+    )
+    assert row["expected_carbon_g_per_1k"] == pytest.approx(
+        rerun["expected_carbon_g_per_1k"], 1e-4
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
@@ -224,6 +284,15 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
         (["--checkpoint", "x="], "--checkpoint"),
         (["--limit-weights", "4,-1"], "--limit-weights"),
         (["--limit-weights", "four"], "--limit-weights"),
+        (["--calibrate", "1000-1001"], "--calibrate"),  # the evaluation seeds
+        (["--calibrate", "later"], "--calibrate"),
+        (["--calibrate", "5000", "--calibration-steps", "0"], "--calibration-steps"),
+        (["--calibrate", "5000", "--calibration-start", "-1"], "--calibration-start"),
+        (["--calibrate", "5000", "--calibration-margin", "0"], "--calibration-margin"),
+        (
+            ["--calibrate", "5000", "--calibration-margin", "1.2"],
+            "--calibration-margin",
+        ),
     ],
 )
 def test_command_line_refuses_bad_input_naming_it(

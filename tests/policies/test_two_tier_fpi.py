@@ -350,12 +350,59 @@ def test_pricing_the_limits_keeps_more_requests_within_them() -> None:
     assert priced_carbon > plain_carbon  # what keeping the limits costs
 
 
+def test_each_type_is_priced_with_its_own_multiplier() -> None:
+    """A ``[K]`` weight scores a row of type ``k`` as the scalar weight ``W[k]`` does.
+
+    Rows of a loaded run, both phases, following the rule's own decisions; on many
+    rows the limit term is not zero, so any other weight scores them differently.
+    """
+    env = make_region_vec_env(
+        "small",
+        "asia-east",
+        8,
+        seed=3,
+        config=TwoTierEnvConfig(load_input=True),
+        reward=RewardConfig(1.0, 0.0, 1.0, 0.1, 4.0),  # carbon pulls far: limits bite
+    )
+    env.reset()
+    core = env.core
+    lay = core.layout
+    limits = 0.5 * core.world.type_f[:, TYPE_SLO_S]
+    weights = np.array([0.0, 40.0, 4.0, 12.0])
+    per_type = FpiGreedyPolicy(core, latency_limits_s=limits, limit_weight=weights)
+    scalar = [
+        FpiGreedyPolicy(core, latency_limits_s=limits, limit_weight=float(w))
+        for w in weights
+    ]
+    priced = dict.fromkeys(range(lay.n_types), 0)
+    for _ in range(60):
+        obs, masks = core.obs.copy(), core.action_masks()
+        kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types].argmax(1)
+        lb = obs[:, 0] > 0.5
+        region, node = per_type.scores(obs, masks)
+        each = [rule.scores(obs, masks) for rule in scalar]
+        for b, k in enumerate(kinds):
+            mine = region[b] if lb[b] else node[b]
+            options = [e[0][b] if lb[b] else e[1][b] for e in each]
+            np.testing.assert_allclose(mine, options[k], rtol=1e-6)
+            finite = np.isfinite(mine)
+            other = options[(k + 1) % len(options)]
+            priced[int(k)] += bool(np.any(np.abs(mine[finite] - other[finite]) > 1e-6))
+        core.step(per_type.predict(obs, action_masks=masks)[0])
+    assert all(count >= 5 for count in priced.values()), priced
+
+
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
         ({"latency_limits_s": [0.1, 0.2]}, "latency_limits_s"),
         ({"latency_limits_s": [0.1, 0.2, 0.0, 0.1]}, "latency_limits_s"),
         ({"latency_limits_s": [0.1] * 4, "limit_weight": -1.0}, "limit_weight"),
+        ({"latency_limits_s": [0.1] * 4, "limit_weight": [1.0, 2.0]}, "limit_weight"),
+        (
+            {"latency_limits_s": [0.1] * 4, "limit_weight": [1.0, 2.0, -1.0, 1.0]},
+            "limit_weight",
+        ),
     ],
 )
 def test_bad_limits_are_refused_naming_them(kwargs: dict, named: str) -> None:
