@@ -50,9 +50,14 @@ class Limits:
     slo_miss_share: float
 
     def kept_by(self, run: Measured) -> bool:
-        """Whether ``run`` keeps every limit."""
+        """Whether ``run`` keeps every limit (a type with no request breaks none).
+
+        The SLO-miss limit is checked here but has no multiplier of its own (the
+        rule's reward already prices SLO misses): a step breaking it is never picked.
+        """
+        seen = np.isfinite(run.p95_s)
         return bool(
-            np.all(run.p95_s <= self.p95_s)
+            np.all(~seen | (run.p95_s <= self.p95_s))
             and run.pooled_p95_s <= self.pooled_p95_s
             and run.slo_miss_share <= self.slo_miss_share
         )

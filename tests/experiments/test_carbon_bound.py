@@ -217,38 +217,53 @@ def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_other
 ) -> None:
     """Searched on the tuning seed, judged on the evaluation seed.
 
-    The search's limits come from latency-greedy on the tuning seed; its pick is
-    the step within them with the least carbon, rerun on the evaluation seed under
-    the goal's limits.
+    The search prices and keeps latency-greedy's limits on the tuning seed, backed
+    off by the margin; its pick is the step within them with the least carbon,
+    rerun on the evaluation seed pricing that seed's limits backed off alike.
     """
     reward = "1,0,1,0.1,4"  # carbon pulls requests far: the limits bite
+    margin = 0.95
     code = carbon_bound.main(
         [
             "--scenario", "small", "--regions", REGION, "--seeds", "1000",
             "--decisions", "1000", "--p95-factors", "inf", "--samples", "5000",
             "--reward", reward, "--calibrate", "5001", "--calibration-steps", "4",
-            "--calibration-start", "2", "--calibration-margin", "0.95", "--json",
+            "--calibration-start", "2", "--calibration-margin", str(margin), "--json",
         ]
     )  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     search = report["calibration"]
     assert search["seeds"] == [5001]
-    tuned = carbon_bound.pooled(
-        [simulate("latency", "small", REGION, parse_reward(reward),
-                  TwoTierEnvConfig(), [5001], 1000)],
-        WORLD,
-    )  # fmt: skip
+    setting = carbon_bound.Setting(
+        "small", [REGION], TwoTierEnvConfig(), parse_reward(reward), 1000, WORLD
+    )
+
+    def backed_off(seed: int) -> LatencyLimits:
+        """latency-greedy's limits on ``seed``, x 1.1 x the margin."""
+        reference = carbon_bound.pooled(
+            [simulate("latency", "small", REGION, setting.reward, setting.env,
+                      [seed], 1000)],
+            WORLD,
+        )  # fmt: skip
+        return carbon_bound.goal_limits_of(reference, 1.1 * margin, 1.0, False)
+
+    tuned = backed_off(5001)
     limits = search["limits"]["p95_ms"]
     for k, t in enumerate(WORLD.type_names):
-        assert limits[t] == pytest.approx(1.1e3 * 0.95 * tuned["p95_s"][k], abs=0.1)
+        assert limits[t] == pytest.approx(1e3 * tuned.p95_s[k], abs=0.1)
     steps = search["steps"]
     assert len(steps) == 4
-    assert all(w == 2.0 for w in steps[0]["limit_weights"].values())
+    first = np.array([steps[0]["limit_weights"][t] for t in WORLD.type_names])
+    assert np.all(first == 2.0)
+    again = carbon_bound.pooled(
+        carbon_bound.limit_aware(setting, first, tuned, [5001]), WORLD
+    )  # the first step, rerun: the search ran on the tuning seed, its limits priced
+    for k, t in enumerate(WORLD.type_names):
+        assert steps[0]["p95_ms"][t] == pytest.approx(1e3 * again["p95_s"][k], abs=0.1)
     for step in steps:
         keeps = step["slo_miss_pct"] <= search["limits"]["slo_miss_pct"] + 1e-3 and all(
-            v <= limits[t] + 0.1
-            for t, v in zip(WORLD.type_names, step["p95_ms"], strict=True)
+            step["p95_ms"][t] <= limits[t] + 0.1 for t in WORLD.type_names
         )
         assert step["within_limits"] == keeps, step
     kept = [s for s in steps if s["within_limits"]]
@@ -256,20 +271,17 @@ def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_other
     least_carbon = max(kept, key=lambda s: s["reduction_pct"])
     assert search["picked"] == least_carbon["limit_weights"]
     row = next(r for r in report["policies"] if r["policy"] == "fpi_limits@calibrated")
-    setting = carbon_bound.Setting(
-        "small", [REGION], TwoTierEnvConfig(), parse_reward(reward), 1000, WORLD
-    )
-    goal = report["goal"]["limits"]["p95_ms"]
-    goal_limits = LatencyLimits(
-        np.array([goal[t] / 1e3 for t in WORLD.type_names]), 1.0
-    )
     weights = np.array([search["picked"][t] for t in WORLD.type_names])
     rerun = carbon_bound.pooled(
-        carbon_bound.limit_aware(setting, weights, goal_limits, [1000]), WORLD
+        carbon_bound.limit_aware(setting, weights, backed_off(1000), [1000]), WORLD
     )
     assert row["expected_carbon_g_per_1k"] == pytest.approx(
-        rerun["expected_carbon_g_per_1k"], 1e-4
-    )
+        rerun["expected_carbon_g_per_1k"], abs=5e-7
+    )  # the row's 6 decimals
+    assert row["p95_ms"] == {
+        t: pytest.approx(1e3 * rerun["p95_s"][k], abs=0.05)
+        for k, t in enumerate(WORLD.type_names)
+    }
 
 
 @pytest.mark.parametrize(
@@ -286,6 +298,8 @@ def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_other
         (["--limit-weights", "four"], "--limit-weights"),
         (["--calibrate", "1000-1001"], "--calibrate"),  # the evaluation seeds
         (["--calibrate", "later"], "--calibrate"),
+        (["--calibrate", "5002-5000"], "--calibrate"),  # no seed at all
+        (["--seeds", "1002-1000"], "--seeds"),
         (["--calibrate", "5000", "--calibration-steps", "0"], "--calibration-steps"),
         (["--calibrate", "5000", "--calibration-start", "-1"], "--calibration-start"),
         (["--calibrate", "5000", "--calibration-margin", "0"], "--calibration-margin"),

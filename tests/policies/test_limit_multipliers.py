@@ -85,3 +85,14 @@ def test_bad_search_settings_are_refused_naming_them(
     limits = Limits(np.ones(3), np.inf, 0.05)
     with pytest.raises(ValueError, match=named):
         calibrate(model, limits, start, steps)
+
+
+def test_the_slo_limit_and_types_without_requests_are_judged_as_they_should() -> None:
+    limits = Limits(np.array([1.0, 1.0, np.inf]), np.inf, 0.05)
+    within = Measured(np.array([0.9, np.inf, 9.0]), 9.0, 0.04, 1.0)
+    assert limits.kept_by(within)  # no request of type 1: it broke nothing
+    assert limits.excess(within)[1] == 0.0  # and its multiplier is not raised
+    missing = Measured(np.array([0.9, 0.5, 9.0]), 9.0, 0.06, 1.0)
+    assert not limits.kept_by(missing)  # too many SLO misses
+    over = Measured(np.array([1.1, 0.5, 9.0]), 9.0, 0.01, 1.0)
+    assert not limits.kept_by(over)
