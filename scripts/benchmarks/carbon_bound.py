@@ -189,18 +189,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seed_list(parser: argparse.ArgumentParser, option: str, text: str) -> list[int]:
+    """The seeds ``text`` names (exit 2 naming ``option`` if none or malformed)."""
+    try:
+        seeds = parse_seeds(text)
+    except ValueError:
+        seeds = []
+    if not seeds:
+        parser.error(f"{option}: seeds like 1000-1002 or 1000,1003, got {text!r}")
+    return seeds
+
+
 def _check_calibration(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> None:
     """``--calibrate`` and its settings (exit 2 naming the option if wrong)."""
     if not args.calibrate:
         return
-    try:
-        tuning = parse_seeds(args.calibrate)
-    except ValueError:
-        tuning = []
-    if not tuning:
-        parser.error(f"--calibrate: seeds like 5000-5002, got {args.calibrate!r}")
+    tuning = _seed_list(parser, "--calibrate", args.calibrate)
     if set(tuning) & set(parse_seeds(args.seeds)):
         parser.error("--calibrate: tuning seeds must not be evaluation --seeds")
     if args.calibration_steps < 1:
@@ -216,12 +222,7 @@ def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
     """The p95 factors to bound at, once every option is checked (exit 2 if not)."""
     if args.decisions < 1:
         parser.error(f"--decisions: a positive count, got {args.decisions}")
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError:
-        seeds = []
-    if not seeds:
-        parser.error(f"--seeds: seeds like 1000-1002 or 1000,1003, got {args.seeds!r}")
+    _seed_list(parser, "--seeds", args.seeds)
     try:
         listed = {float(v) for v in args.p95_factors.split(",")}
     except ValueError:
