@@ -29,6 +29,7 @@ observation-based heuristics on equal terms of admission control.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba as nb
@@ -103,6 +104,29 @@ class ReferenceOptions:
     earliest core's wait times its cores (``wait``, what the observation shows)."""
 
 
+@dataclass(frozen=True)
+class RegionView:
+    """One region a pending request may go to, from the simulator's state."""
+
+    q: int
+    lo: int
+    """The region's first node (its nodes are ``lo .. hi - 1``)."""
+    hi: int
+    allowed: np.ndarray
+    """``bool[hi - lo]``: capable nodes the env's admission rule lets it use."""
+    cores: np.ndarray
+    """Free-at time of each of the region's cores (s)."""
+    free_min: np.ndarray
+    """``[hi - lo]``: when each node's earliest core is free (s)."""
+    service: np.ndarray
+    """``[hi - lo]``: mean execution on each node (s; 0 where not capable)."""
+    upload_s: float
+    transfer_s: float
+    """Upload plus download at the pair's bandwidth (s)."""
+    intensity: float
+    """The region's carbon intensity now (gCO2/kWh)."""
+
+
 class ReferenceDispatcher:
     """Decides every pending decision of a :class:`TwoTierCore` from its full state.
 
@@ -146,6 +170,40 @@ class ReferenceDispatcher:
         )  # [K, N]
 
     # ------------------------------------------------------------------ scoring
+    def regions(self, b: int) -> Iterator[RegionView]:
+        """Each region env ``b``'s pending request may go to, as the rules see it."""
+        core = self.core
+        world = core.world
+        k = int(core.ist[b, K.IS_TYPE])
+        o = int(core.ist[b, K.IS_ORIGIN])
+        t = float(core.fs[b, K.FS_T])
+        reg_static = core._world[3]
+        sat = core._world[9][K.P_SAT_WAIT]
+        tf = world.type_f
+        for q in range(world.n_regions):
+            if reg_static[k, o, q, K.RS_VALID] <= 0:
+                continue
+            lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
+            bw = world.pair_f[o, q, PAIR_BW_BPS]
+            first = self.first[lo:hi]
+            cores = core.core_free[b, first[0] : first[-1] + int(self.cores[hi - 1])]
+            free_min = np.minimum.reduceat(cores, first - first[0])
+            service = self.exec_s[k, lo:hi]
+            capable = np.isfinite(service)
+            room = capable & (free_min - t <= sat)
+            yield RegionView(
+                q=q,
+                lo=int(lo),
+                hi=int(hi),
+                allowed=room if (sat > 0 and room.any()) else capable,
+                cores=cores,
+                free_min=free_min,
+                service=np.where(capable, service, 0.0),
+                upload_s=float(tf[k, TYPE_IN_GB] * 1e9 / bw),
+                transfer_s=float(tf[k, TYPE_BYTES] / bw),
+                intensity=float(core.reg_dyn[b, K.RD_CARBON, q]),
+            )
+
     def scores(self, b: int) -> np.ndarray:
         """``float64[N]``: the rule's score of every node for env ``b``'s request.
 
@@ -157,53 +215,40 @@ class ReferenceDispatcher:
         k = int(core.ist[b, K.IS_TYPE])
         o = int(core.ist[b, K.IS_ORIGIN])
         t = float(core.fs[b, K.FS_T])
-        reg_static = core._world[3]
-        sat = core._world[9][K.P_SAT_WAIT]
         slo = self.slo[k]
         tf = world.type_f
         out = np.full(world.n_nodes, np.inf)
-        for q in range(world.n_regions):
-            if reg_static[k, o, q, K.RS_VALID] <= 0:
-                continue
-            lo, hi = world.region_i[q, REG_START], world.region_i[q, REG_END]
-            bw = world.pair_f[o, q, PAIR_BW_BPS]
+        for view in self.regions(b):
+            q, lo, hi, serv = view.q, view.lo, view.hi, view.service
             egress = (
                 tf[k, TYPE_IN_GB] * world.pair_f[o, q, PAIR_EGRESS_USD_GB]
                 + tf[k, TYPE_OUT_GB] * world.pair_f[q, o, PAIR_EGRESS_USD_GB]
             )
-            upload = tf[k, TYPE_IN_GB] * 1e9 / bw
-            transfer = tf[k, TYPE_BYTES] / bw
-            intensity = core.reg_dyn[b, K.RD_CARBON, q]
-            first = self.first[lo:hi]
-            cores = core.core_free[b, first[0] : first[-1] + int(self.cores[hi - 1])]
-            free_min = np.minimum.reduceat(cores, first - first[0])
-            service = self.exec_s[k, lo:hi]
-            capable = np.isfinite(service)
-            room = capable & (free_min - t <= sat)
-            allowed = room if (sat > 0 and room.any()) else capable
             rtt = (
                 world.pair_f[o, q, PAIR_RTT_S] + world.node_f[lo:hi, NODE_ACCESS_RTT_S]
             )
-            arrival = t + 0.5 * rtt + upload
-            wait = np.maximum(free_min - arrival, 0.0)
-            serv = np.where(capable, service, 0.0)
+            arrival = t + 0.5 * rtt + view.upload_s
+            wait = np.maximum(view.free_min - arrival, 0.0)
             cost = serv * world.node_f[lo:hi, NODE_PRICE_CORE_S] + egress
             carbon = (
-                serv * world.node_f[lo:hi, NODE_WATTS_BUSY_CORE] / 3.6e6 * intensity
+                serv
+                * world.node_f[lo:hi, NODE_WATTS_BUSY_CORE]
+                / 3.6e6
+                * view.intensity
             )
             score = penalty_array(
                 core.scoring,
-                (rtt + transfer + wait) / slo,
+                (rtt + view.transfer_s + wait) / slo,
                 wait / slo,
                 serv / slo,
                 cost / tf[k, TYPE_COST_REF],
                 carbon / tf[k, TYPE_CARBON_REF],
             )
             if self.rule == "fpi":
-                score = score + self._externality(b, q, cores, arrival, wait, serv)
+                score = score + self._externality(b, q, view.cores, arrival, wait, serv)
             elif self.rule == "sita":
                 score = score + self.options.sita_penalty * self.avoid[k, lo:hi]
-            out[lo:hi] = np.where(allowed, score, np.inf)
+            out[lo:hi] = np.where(view.allowed, score, np.inf)
         return out
 
     def _externality(

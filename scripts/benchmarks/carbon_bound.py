@@ -28,6 +28,13 @@ times ``m`` (a back-off), on the tuning and the evaluation seeds alike; the row 
 judged against the goal's own limits. With ``--pooled`` one limit prices every
 type, so the four multipliers move together (§11's single weight).
 
+``--within-shares 0.955,0.96`` also prints the bound when each type keeps that
+share within its limit instead of 0.95 (``tail_margin``): how much of it rests on
+spending the whole tail allowance. ``--oracle-scales 1.5,2`` places the clairvoyant
+:class:`envs.two_tier.limit_oracle.LimitOracle` (the simulator's state, exact
+chances, the goal bound's prices times each scale) as ``oracle@<scale>``: what a
+rule deciding one request at a time with everything it could know keeps.
+
 Figures are pooled over every request of every cell (region x seed), not averaged
 over cells: the bound is a statement about pooled quantiles. In the JSON a
 ``p95_factor`` of null is no p95 limit (SLO misses only); a null bound means the
@@ -41,8 +48,8 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +58,14 @@ import numpy as np
 from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig
 from envs.errors import ConfigError
 from envs.scenario import TYPE_NODE_EXEC_S, World
-from envs.two_tier.carbon_bound import Cell, LatencyLimits, carbon_lower_bound
+from envs.two_tier.carbon_bound import (
+    P95,
+    Cell,
+    LatencyLimits,
+    LimitPrices,
+    carbon_lower_bound,
+)
+from envs.two_tier.limit_oracle import LimitOracle
 from envs.two_tier.reference import RULES
 from policies.baselines import BASELINES, TABLE_BASELINES
 from policies.limit_multipliers import Limits, Measured, calibrate
@@ -184,6 +198,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibration-start", type=float, default=4.0, help="every multiplier's"
     )
+    parser.add_argument(
+        "--oracle-scales",
+        default="",
+        help="also place the clairvoyant limit oracle (envs.two_tier.limit_oracle: "
+        "the simulator's state, exact chances, the goal bound's prices times each "
+        "scale; commas): what a rule deciding one request at a time can keep",
+    )
+    parser.add_argument(
+        "--within-shares",
+        default="",
+        help="also the bound at the goal's limits when each type keeps these shares "
+        "(commas, e.g. 0.955,0.96) within its p95 limit instead of 0.95: how much "
+        "of the bound rests on spending the whole tail allowance",
+    )
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--json", action="store_true", help="one JSON object only")
     return parser
@@ -247,6 +275,38 @@ def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
         parser.error(f"--limit-weights: weights >= 0, got {args.limit_weights!r}")
     _check_calibration(parser, args)
     return factors
+
+
+def _numbers(
+    parser: argparse.ArgumentParser,
+    option: str,
+    text: str,
+    valid: Callable[[float], bool],
+    expected: str,
+) -> list[float]:
+    """A comma list of numbers, each ``valid`` (exit 2 naming the option if not)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = [math.nan]
+    if not all(valid(v) for v in values):
+        parser.error(f"{option}: {expected}, got {text!r}")
+    return values
+
+
+def _oracle_scales(parser: argparse.ArgumentParser, text: str) -> list[float]:
+    """``--oracle-scales``: finite factors >= 0."""
+    return _numbers(
+        parser, "--oracle-scales", text, lambda v: math.isfinite(v) and v >= 0,
+        "factors >= 0",
+    )  # fmt: skip
+
+
+def _within_shares(parser: argparse.ArgumentParser, text: str) -> list[float]:
+    """``--within-shares``: shares in (0, 1]."""
+    return _numbers(
+        parser, "--within-shares", text, lambda v: 0.0 < v <= 1.0, "shares in (0, 1]"
+    )
 
 
 def _limits_json(limits: LatencyLimits, names: Sequence[str]) -> dict[str, Any]:
@@ -320,6 +380,28 @@ def limit_aware(
             )
         )  # fmt: skip
     return runs
+
+
+def oracle(
+    setting: Setting,
+    limits: LatencyLimits,
+    prices: LimitPrices,
+    scale: float,
+    seeds: Sequence[int],
+) -> list[Run]:
+    """The clairvoyant limit oracle at ``prices`` x ``scale``, every region."""
+
+    def rule(core: TwoTierCore) -> Callable[[TwoTierCore], np.ndarray]:
+        decider = LimitOracle(core, limits, prices, scale)
+        return lambda _core: decider.act()
+
+    return [
+        simulate(
+            "oracle", setting.scenario, r, setting.reward, setting.env, seeds,
+            setting.decisions, rule=rule,
+        )
+        for r in setting.regions
+    ]  # fmt: skip
 
 
 def calibrated(
@@ -400,10 +482,27 @@ def calibrated(
     return report, search.best
 
 
+def _print_frontier(frontier: list[dict[str, Any]]) -> None:
+    """The frontier as a Markdown table (the text output's last part)."""
+    print("\n| p95 limit (x latency-greedy) | least gCO2/1k | max reduction % |")
+    print("|---|---|---|")
+    for row in frontier:
+        factor = "none" if row["p95_factor"] is None else f"{row['p95_factor']:g}"
+        if row["carbon_g_per_1k"] is None:
+            print(f"| {factor} | below the no-queueing floor | |")
+        else:
+            print(
+                f"| {factor} | {row['carbon_g_per_1k']:.5f} "
+                f"| {row['reduction_pct']:+.1f} |"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     factors = _factors(parser, args)
+    shares = _within_shares(parser, args.within_shares)
+    scales = _oracle_scales(parser, args.oracle_scales)
     try:
         world = TwoTierCore(args.scenario, 1).world
         regions = (
@@ -444,9 +543,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     goal_limits = limits_at(reference, args.p95_factor, args.slo_points)
 
-    def bound(stats: dict[str, Any], factor: float, points: float) -> dict[str, Any]:
-        """The bound at ``stats``' p95s times ``factor``, SLO misses + ``points``."""
-        limits = limits_at(stats, factor, points)
+    def bound(
+        stats: dict[str, Any], factor: float, points: float, share: float = P95
+    ) -> dict[str, Any]:
+        """The bound at ``stats``' p95s times ``factor``, SLO misses + ``points``.
+
+        ``share`` of each type's requests within its limit (0.95: the p95 itself).
+        """
+        limits = replace(limits_at(stats, factor, points), within_share=share)
         try:
             result = carbon_lower_bound(world, cells, limits, args.samples)
         except ConfigError:  # a measured p95 below the floor's own: a short run
@@ -468,6 +572,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for f in factors
     ]
     goal = next(row for row in frontier if row["p95_factor"] == args.p95_factor)
+    tail_margin = [
+        {"within_share": share}
+        | bound(reference, args.p95_factor, args.slo_points, share)
+        for share in shares
+    ]
     policies = []
     named = [p for p in args.policies.split(",") if p] + args.checkpoint
     weights = [float(w) for w in args.limit_weights.split(",") if w]
@@ -476,6 +585,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"fpi_limits@{w:g}", lambda w=w: limit_aware(setting, w, goal_limits, seeds))
         for w in weights
     ]
+    if scales:
+        prices = carbon_lower_bound(world, cells, goal_limits, args.samples).prices
+        measured += [
+            (
+                f"oracle@{s:g}",
+                lambda s=s: oracle(setting, goal_limits, prices, s, seeds),
+            )
+            for s in scales
+        ]
     calibration: dict[str, Any] | None = None
     if args.calibrate:
         calibration, picked = calibrated(setting, args)
@@ -532,21 +650,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if calibration is not None:
         report["calibration"] = calibration
+    if tail_margin:
+        report["tail_margin"] = tail_margin
     if args.json:
         print(json.dumps(report))
         return 0
     print(json.dumps(report, indent=1))
-    print("\n| p95 limit (x latency-greedy) | least gCO2/1k | max reduction % |")
-    print("|---|---|---|")
-    for row in frontier:
-        factor = "none" if row["p95_factor"] is None else f"{row['p95_factor']:g}"
-        if row["carbon_g_per_1k"] is None:
-            print(f"| {factor} | below the no-queueing floor | |")
-        else:
-            print(
-                f"| {factor} | {row['carbon_g_per_1k']:.5f} "
-                f"| {row['reduction_pct']:+.1f} |"
-            )
+    _print_frontier(frontier)
     return 0
 
 

@@ -78,12 +78,14 @@ def simulate(
     options: ReferenceOptions | None = None,
     policy: Any = None,
     deterministic: bool = False,
+    rule: Callable[[TwoTierCore], Decide] | None = None,
 ) -> Run:
     """Run the evaluation protocol of :mod:`policies.evaluation`; keep every request.
 
     One environment per seed (its own stream, warm reset, ``decisions`` steps with no
-    truncation); ``policy`` (a learned model) is used when given, else ``name`` (a
-    baseline or a reference rule).
+    truncation); ``policy`` (a learned model) is used when given, or ``rule`` (what
+    decides for a core, built on the run's own), else ``name`` (a baseline or a
+    reference rule).
     """
     import torch
 
@@ -100,6 +102,8 @@ def simulate(
                 c.obs, deterministic=deterministic, action_masks=c.action_masks()
             )[0]
 
+    elif rule is not None:
+        decide = rule(core)
     else:
         decide = _decider(name, core, options or ReferenceOptions())
     core.seed_each(list(seeds))

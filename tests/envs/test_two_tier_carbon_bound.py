@@ -148,6 +148,37 @@ def test_a_pooled_p95_limit_binds_like_the_per_type_ones() -> None:
     assert pooled.carbon_g_per_1k > free.carbon_g_per_1k * 1.05
 
 
+def test_a_tail_margin_raises_the_bound_and_keeps_the_tail_it_leaves() -> None:
+    """Asking for more than 95 % within the limits leaves less of the tail to spend.
+
+    With limits only the home region meets, a request may leave only as part of the
+    tail: at most ``1 - share`` of web goes remote, and every extra point kept home
+    costs carbon. Nothing is ever within for sure (service times are exponential),
+    so asking for all of them is impossible, and is refused as such.
+    """
+    cells = [Cell(ASIA, HOUR, np.array([550, 300, 100, 50]))]
+    p95 = np.array([0.04, 0.2, 0.9, 0.05])
+    plain = carbon_lower_bound(WORLD, cells, LatencyLimits(p95, 0.01))
+    previous = None
+    for share in (0.95, 0.955, 0.96):
+        bound = carbon_lower_bound(
+            WORLD, cells, LatencyLimits(p95, 0.01, within_share=share)
+        )
+        if share == 0.95:
+            assert bound.carbon_g_per_1k == pytest.approx(plain.carbon_g_per_1k)
+        else:
+            assert bound.carbon_g_per_1k > previous * 1.001
+        assert bound.remote_share[WEB] <= 1 - share + 1e-9
+        previous = bound.carbon_g_per_1k
+    with pytest.raises(ConfigError, match=r"^limits: "):
+        carbon_lower_bound(WORLD, cells, LatencyLimits(p95, 0.01, within_share=1.0))
+    for share in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=r"limits\.within_share"):
+            carbon_lower_bound(
+                WORLD, cells, LatencyLimits(p95, 0.01, within_share=share)
+            )
+
+
 def test_impossible_limits_and_bad_cells_are_refused_by_name() -> None:
     cells = [Cell(EU, HOUR, np.array([5, 3, 1, 1]))]
     with pytest.raises(ConfigError, match=r"^limits: "):  # faster than any node

@@ -170,11 +170,16 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
             "--scenario", "small", "--regions", REGION, "--seeds", "1000",
             "--decisions", "1500", "--p95-factors", "1,2,inf", "--p95-factor", "1.5",
             "--samples", "20000", "--policies", "weighted_greedy",
-            "--limit-weights", "0,50", "--json",
+            "--limit-weights", "0,50", "--within-shares", "0.95,0.97",
+            "--oracle-scales", "0,3", "--json",
         ]
     )  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
+    plain, margin = report["tail_margin"]
+    assert plain["within_share"] == 0.95 and margin["within_share"] == 0.97
+    assert plain["carbon_g_per_1k"] == report["goal"]["bound_g_per_1k"]
+    assert margin["carbon_g_per_1k"] >= plain["carbon_g_per_1k"]
     factors = [row["p95_factor"] for row in report["frontier"]]
     assert factors == [1.0, 1.5, 2.0, None]  # the goal's factor joins; None: no limit
     carbon = [row["carbon_g_per_1k"] for row in report["frontier"][1:]]
@@ -192,10 +197,15 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
     assert lg["carbon_g_per_1k"] == pytest.approx(reference["carbon_g_per_1k"], 1e-5)
     reduction = 100 * (1 - goal["bound_g_per_1k"] / lg["expected_carbon_g_per_1k"])
     assert goal["max_reduction_pct"] == pytest.approx(reduction, abs=0.01)
-    policy, free, priced = report["policies"]
+    policy, free, priced, greedy_oracle, oracle = report["policies"]
     assert [policy["policy"], free["policy"], priced["policy"]] == [
         "weighted_greedy", "fpi_limits@0", "fpi_limits@50",
     ]  # fmt: skip
+    assert [greedy_oracle["policy"], oracle["policy"]] == ["oracle@0", "oracle@3"]
+    # Unpriced, the oracle takes the cleanest node: the least carbon of any row.
+    least = min(row["expected_carbon_g_per_1k"] for row in report["policies"])
+    assert greedy_oracle["expected_carbon_g_per_1k"] == least
+    assert least < lg["expected_carbon_g_per_1k"]
     own = policy["bound_at_own_latency_g_per_1k"]
     assert own is None or own <= policy["expected_carbon_g_per_1k"]
     limits = goal["limits"]
@@ -300,6 +310,10 @@ def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_other
         (["--calibrate", "later"], "--calibrate"),
         (["--calibrate", "5002-5000"], "--calibrate"),  # no seed at all
         (["--seeds", "1002-1000"], "--seeds"),
+        (["--within-shares", "0.95,1.2"], "--within-shares"),
+        (["--within-shares", "most"], "--within-shares"),
+        (["--oracle-scales", "1,-1"], "--oracle-scales"),
+        (["--oracle-scales", "nan"], "--oracle-scales"),
         (["--calibrate", "5000", "--calibration-steps", "0"], "--calibration-steps"),
         (["--calibrate", "5000", "--calibration-start", "-1"], "--calibration-start"),
         (["--calibrate", "5000", "--calibration-margin", "0"], "--calibration-margin"),
