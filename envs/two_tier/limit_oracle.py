@@ -3,10 +3,13 @@
 Goal 2 of issue 15 asks for less carbon within per-type p95 limits. The bound of
 :mod:`envs.two_tier.carbon_bound` ignores queues; the rules that see only the
 observation keep the limits at a third of it. This reference asks what is left in
-between for a rule that decides one request at a time but knows everything a
-decision can know: every node's earliest free core (the simulator's state, not the
+between for a rule that decides one request at a time and knows all a scheduler
+could: every node's earliest free core (the simulator's state, not the
 observation), the laws of the RTT and service draws, and the bound's own prices of
 the limits (the program's dual values: grams of CO2 per unit of within-limit chance).
+It does not read the request's own service draw, which the simulator holds from its
+arrival but no scheduler sees (the bound assumes the same), so its chances average
+over it.
 
 For the pending request of type ``k`` it scores every admissible node ``n`` by
 
@@ -16,7 +19,7 @@ For the pending request of type ``k`` it scores every admissible node ``n`` by
 
 and takes the lowest: the Lagrangian of the bound's program, request by request,
 with the queues the request meets in place of none. The chances are exact given
-the state: the simulator reserves a core at dispatch, so the wait is
+the state and those laws: the simulator reserves a core at dispatch, so the wait is
 ``max(free - (t + rtt / 2 + upload), 0)`` for the RTT drawn; the RTT's lognormal is
 integrated by Gauss-Hermite quadrature and the unit-mean Gamma service factor by
 its distribution function. ``scale`` > 1 buys a margin against the queues the
@@ -117,10 +120,13 @@ class LimitOracle(ReferenceDispatcher):
         world = core.world
         p95 = np.asarray(limits.p95_s, dtype=float)
         price = np.asarray(prices.p95, dtype=float)
-        if p95.shape != (world.n_types,) or price.shape != (world.n_types,):
+        if p95.shape != (world.n_types,) or not np.all(p95 > 0):
             raise ConfigError(
-                "limits.p95_s", f"{world.n_types} limits and prices, one per type"
+                "limits.p95_s",
+                f"{world.n_types} positive seconds (inf: none), got {p95}",
             )
+        if price.shape != (world.n_types,):
+            raise ConfigError("prices.p95", f"{world.n_types} prices, got {price}")
         if not (np.isfinite(scale) and scale >= 0):
             raise ConfigError("scale", f"a finite factor >= 0, got {scale}")
         every = [*price.tolist(), prices.slo, prices.pooled]

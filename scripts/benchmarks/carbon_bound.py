@@ -34,6 +34,9 @@ spending the whole tail allowance. ``--oracle-scales 1.5,2`` places the clairvoy
 :class:`envs.two_tier.limit_oracle.LimitOracle` (the simulator's state, exact
 chances, the goal bound's prices times each scale) as ``oracle@<scale>``: what a
 rule deciding one request at a time with everything it could know keeps.
+``--calibrate-rule oracle`` searches the oracle's per-type prices instead (multiples
+of latency-greedy's mean gCO2 per request, the SLO priced by the bound, all from the
+tuning seeds) and places the pick as ``oracle@calibrated``.
 
 Figures are pooled over every request of every cell (region x seed), not averaged
 over cells: the bound is a statement about pooled quantiles. In the JSON a
@@ -50,6 +53,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +190,15 @@ def _parser() -> argparse.ArgumentParser:
         help="also place fpi_greedy with one multiplier per type's limit, found by "
         "dual ascent on these (tuning) seeds at their own goal limits",
     )
+    parser.add_argument(
+        "--calibrate-rule",
+        choices=("fpi_limits", "oracle"),
+        default="fpi_limits",
+        help="the rule whose per-type multipliers --calibrate searches: fpi_greedy "
+        "pricing the limits (reward units), or the limit oracle (multiples of "
+        "latency-greedy's mean gCO2 per request on the tuning seeds, SLO priced by "
+        "the tuning seeds' bound)",
+    )
     parser.add_argument("--calibration-steps", type=int, default=12)
     parser.add_argument(
         "--calibration-margin",
@@ -233,6 +246,8 @@ def _check_calibration(
 ) -> None:
     """``--calibrate`` and its settings (exit 2 naming the option if wrong)."""
     if not args.calibrate:
+        if args.calibrate_rule != "fpi_limits":
+            parser.error("--calibrate-rule: needs --calibrate SEEDS to search on")
         return
     tuning = _seed_list(parser, "--calibrate", args.calibrate)
     if set(tuning) & set(parse_seeds(args.seeds)):
@@ -295,11 +310,12 @@ def _numbers(
 
 
 def _oracle_scales(parser: argparse.ArgumentParser, text: str) -> list[float]:
-    """``--oracle-scales``: finite factors >= 0."""
-    return _numbers(
+    """``--oracle-scales``: finite factors >= 0, each once."""
+    scales = _numbers(
         parser, "--oracle-scales", text, lambda v: math.isfinite(v) and v >= 0,
         "factors >= 0",
     )  # fmt: skip
+    return list(dict.fromkeys(scales))  # one row per scale
 
 
 def _within_shares(parser: argparse.ArgumentParser, text: str) -> list[float]:
@@ -404,28 +420,55 @@ def oracle(
     ]  # fmt: skip
 
 
+Runner = Callable[[np.ndarray, LatencyLimits, Sequence[int]], list[Run]]
+"""Runs a rule at per-type multipliers pricing some limits, every region."""
+
+
+def oracle_at(
+    setting: Setting,
+    unit: float,
+    slo_price: float,
+    pooled_reading: bool,
+    weights: np.ndarray,
+    limits: LatencyLimits,
+    seeds: Sequence[int],
+) -> list[Run]:
+    """The limit oracle with each type's p95 priced at its multiplier x ``unit``.
+
+    With the pooled reading the one pooled limit is priced at the largest
+    multiplier (the search moves them together there).
+    """
+    weights = np.asarray(weights, dtype=float)
+    if pooled_reading:
+        prices = LimitPrices(
+            np.zeros_like(weights), slo_price, float(weights.max()) * unit
+        )
+    else:
+        prices = LimitPrices(weights * unit, slo_price)
+    return oracle(setting, limits, prices, 1.0, seeds)
+
+
 def calibrated(
     setting: Setting, args: argparse.Namespace
-) -> tuple[dict[str, Any], np.ndarray | None]:
+) -> tuple[dict[str, Any], np.ndarray | None, Runner]:
     """Per-type multipliers by dual ascent on the tuning seeds (``--calibrate``).
 
     The tuning seeds' limits are the goal's definition applied to latency-greedy on
     those seeds, p95s backed off by ``--calibration-margin`` (the rule prices what
     it must keep); the evaluation seeds are never run here. Returns the search's
-    report and the multipliers it picked (``None``: no step kept the limits).
+    report, the multipliers it picked (``None``: no step kept the limits) and the
+    rule they are multipliers of (everything it needs comes from the tuning seeds).
     """
     tuning = parse_seeds(args.calibrate)
     names = list(setting.world.type_names)
-    reference = pooled(
-        [
-            simulate(
-                REFERENCE, setting.scenario, r, setting.reward, setting.env, tuning,
-                setting.decisions,
-            )
-            for r in setting.regions
-        ],
-        setting.world,
-    )  # fmt: skip
+    reference_runs = [
+        simulate(
+            REFERENCE, setting.scenario, r, setting.reward, setting.env, tuning,
+            setting.decisions,
+        )
+        for r in setting.regions
+    ]  # fmt: skip
+    reference = pooled(reference_runs, setting.world)
     tuned = goal_limits_of(
         reference,
         args.p95_factor * args.calibration_margin,
@@ -433,9 +476,28 @@ def calibrated(
         args.pooled,
     )
     limits = Limits(tuned.p95_s, tuned.pooled_p95_s, tuned.slo_miss_share)
+    extra: dict[str, Any] = {}
+    runner: Runner = partial(limit_aware, setting)
+    if args.calibrate_rule == "oracle":
+        origins = [setting.world.region_index(r) for r in setting.regions]
+        cells = cells_of(reference_runs, origins)
+        try:
+            slo_price = carbon_lower_bound(
+                setting.world, cells, tuned, args.samples
+            ).prices.slo
+        except ConfigError:  # limits below the floor (a short run): no price
+            slo_price = 0.0
+            print(
+                "calibration: the tuning limits are below the no-queueing floor; "
+                "the oracle's SLO is not priced (slo_price_g 0)",
+                file=sys.stderr,
+            )
+        unit = reference[EXPECTED] / 1e3  # g per request
+        runner = partial(oracle_at, setting, unit, slo_price, args.pooled)
+        extra = {"price_unit_g_per_request": unit, "slo_price_g": slo_price}
 
     def measure(weights: np.ndarray) -> Measured:
-        stats = pooled(limit_aware(setting, weights, tuned, tuning), setting.world)
+        stats = pooled(runner(weights, tuned, tuning), setting.world)
         run = Measured(
             stats["p95_s"],
             stats["pooled_p95_s"],
@@ -474,12 +536,13 @@ def calibrated(
         for w, run in search.steps
     ]
     report = {
+        "rule": args.calibrate_rule,
         "seeds": tuning,
         "limits": _limits_json(tuned, names),
         "steps": steps,
         "picked": None if search.best is None else named(search.best),
-    }
-    return report, search.best
+    } | extra
+    return report, search.best, runner
 
 
 def _print_frontier(frontier: list[dict[str, Any]]) -> None:
@@ -586,7 +649,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for w in weights
     ]
     if scales:
-        prices = carbon_lower_bound(world, cells, goal_limits, args.samples).prices
+        try:
+            prices = carbon_lower_bound(world, cells, goal_limits, args.samples).prices
+        except ConfigError:
+            parser.error(
+                "--oracle-scales: the goal's limits are below what even an empty "
+                "system reaches in expectation, so the bound has no prices to scale "
+                "(a short run: more --decisions or a larger --p95-factor)"
+            )
         measured += [
             (
                 f"oracle@{s:g}",
@@ -596,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     calibration: dict[str, Any] | None = None
     if args.calibrate:
-        calibration, picked = calibrated(setting, args)
+        calibration, picked, runner = calibrated(setting, args)
         backed_off = goal_limits_of(
             reference,
             args.p95_factor * args.calibration_margin,
@@ -606,8 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if picked is not None:
             measured.append(
                 (
-                    "fpi_limits@calibrated",
-                    lambda p=picked: limit_aware(setting, p, backed_off, seeds),
+                    f"{args.calibrate_rule}@calibrated",
+                    lambda p=picked: runner(p, backed_off, seeds),
                 )
             )
     for label, runs_of in measured:

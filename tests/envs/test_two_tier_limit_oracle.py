@@ -182,11 +182,20 @@ def test_the_programs_prices_are_its_sensitivities() -> None:
     )
     grams = (tighter.carbon_g_per_1k - base.carbon_g_per_1k) * total / 1e3
     assert grams == pytest.approx(float(prices.p95 @ counts) * eps, rel=0.05)
-    fewer_misses = carbon_lower_bound(
-        WORLD, cells, LatencyLimits(limits.p95_s, 0.03 - eps)
+    # The SLO and pooled rows, each where it binds alone.
+    free = np.full(WORLD.n_types, np.inf)
+    slo_only = carbon_lower_bound(WORLD, cells, LatencyLimits(free, 0.02))
+    assert slo_only.prices.slo > 0
+    fewer = carbon_lower_bound(WORLD, cells, LatencyLimits(free, 0.02 - eps))
+    grams = (fewer.carbon_g_per_1k - slo_only.carbon_g_per_1k) * total / 1e3
+    assert grams == pytest.approx(slo_only.prices.slo * eps * total, rel=0.05)
+    pooled = carbon_lower_bound(WORLD, cells, LatencyLimits(free, 1.0, 0.4))
+    assert pooled.prices.pooled > 0 and not np.any(pooled.prices.p95)
+    more = carbon_lower_bound(
+        WORLD, cells, LatencyLimits(free, 1.0, 0.4, within_share=0.95 + eps)
     )
-    grams = (fewer_misses.carbon_g_per_1k - base.carbon_g_per_1k) * total / 1e3
-    assert grams == pytest.approx(prices.slo * eps * total, rel=0.05, abs=1e-12)
+    grams = (more.carbon_g_per_1k - pooled.carbon_g_per_1k) * total / 1e3
+    assert grams == pytest.approx(pooled.prices.pooled * eps * total, rel=0.05)
 
 
 def test_bad_prices_and_scales_are_refused_by_name() -> None:
@@ -198,3 +207,7 @@ def test_bad_prices_and_scales_are_refused_by_name() -> None:
         LimitOracle(core, LIMITS, LimitPrices(np.full(WORLD.n_types, np.nan), 1.0))
     with pytest.raises(ConfigError, match=r"limits\.p95_s"):
         LimitOracle(core, LatencyLimits(np.ones(3), 0.1), prices)
+    with pytest.raises(ConfigError, match=r"limits\.p95_s"):
+        LimitOracle(core, LatencyLimits(np.array([0.1, np.nan, 1, 1]), 0.1), prices)
+    with pytest.raises(ConfigError, match=r"prices\.p95"):
+        LimitOracle(core, LIMITS, LimitPrices(np.ones(2), 1.0))

@@ -23,6 +23,7 @@ from envs.scenario import (
 )
 from envs.two_tier.carbon_bound import (
     LatencyLimits,
+    LimitPrices,
     build_program,
     carbon_lower_bound,
 )
@@ -314,6 +315,12 @@ def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_other
         (["--within-shares", "most"], "--within-shares"),
         (["--oracle-scales", "1,-1"], "--oracle-scales"),
         (["--oracle-scales", "nan"], "--oracle-scales"),
+        (["--calibrate-rule", "oracle"], "--calibrate-rule"),  # no --calibrate
+        (  # the goal's limits below the floor: the bound has no prices
+            f"--oracle-scales 1 --regions {REGION} --seeds 1000 --decisions 300 "
+            "--p95-factors inf --p95-factor 0.3".split(),
+            "--oracle-scales",
+        ),
         (["--calibrate", "5000", "--calibration-steps", "0"], "--calibration-steps"),
         (["--calibrate", "5000", "--calibration-start", "-1"], "--calibration-start"),
         (["--calibrate", "5000", "--calibration-margin", "0"], "--calibration-margin"),
@@ -364,3 +371,77 @@ def test_a_checkpoint_is_placed_against_the_bound_under_its_label(
     )  # fmt: skip
     stats = carbon_bound.pooled([direct], WORLD)
     assert row["carbon_g_per_1k"] == pytest.approx(stats["carbon_g_per_1k"], 1e-5)
+
+
+def test_the_oracle_can_be_calibrated_from_the_tuning_seeds_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--calibrate-rule oracle``: prices in units and an SLO price of the tuning seeds.
+
+    The search's steps are the oracle at those prices on the tuning seed (a step
+    rerun must match), and the evaluation row is the pick rerun on the evaluation
+    seed with the tuning seeds' unit and SLO price.
+    """
+    reward = "1,0,1,0.1,4"
+    margin = 0.95
+    code = carbon_bound.main(
+        [
+            "--scenario", "small", "--regions", REGION, "--seeds", "1000",
+            "--decisions", "1000", "--p95-factors", "inf", "--p95-factor", "1.5",
+            "--samples", "5000",
+            "--reward", reward, "--calibrate", "5001", "--calibrate-rule", "oracle",
+            "--calibration-steps", "3", "--calibration-start", "4",
+            "--calibration-margin", str(margin), "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    search = report["calibration"]
+    assert search["rule"] == "oracle" and search["seeds"] == [5001]
+    setting = carbon_bound.Setting(
+        "small", [REGION], TwoTierEnvConfig(), parse_reward(reward), 1000, WORLD
+    )
+    tuning_runs = [
+        simulate("latency", "small", REGION, setting.reward, setting.env, [5001], 1000)
+    ]
+    tuning = carbon_bound.pooled(tuning_runs, WORLD)
+    unit = tuning["expected_carbon_g_per_1k"] / 1e3
+    assert search["price_unit_g_per_request"] == pytest.approx(unit, rel=1e-9)
+    tuned = carbon_bound.goal_limits_of(tuning, 1.5 * margin, 1.0, False)
+    cells = carbon_bound.cells_of(tuning_runs, [WORLD.region_index(REGION)])
+    slo_price = carbon_lower_bound(WORLD, cells, tuned, 5000).prices.slo
+    assert slo_price > 0  # (1.5x: limits the program can meet, so it prices them)
+    assert search["slo_price_g"] == pytest.approx(slo_price, rel=1e-6)
+    steps = search["steps"]
+    first = np.array([steps[0]["limit_weights"][t] for t in WORLD.type_names])
+    assert np.all(first == 4.0) and len(steps) == 3
+    again = carbon_bound.pooled(
+        carbon_bound.oracle(
+            setting, tuned, LimitPrices(first * unit, slo_price), 1.0, [5001]
+        ),
+        WORLD,
+    )
+    for k, t in enumerate(WORLD.type_names):
+        assert steps[0]["p95_ms"][t] == pytest.approx(1e3 * again["p95_s"][k], abs=0.1)
+    rows = [r for r in report["policies"] if r["policy"] == "oracle@calibrated"]
+    assert search["picked"] is not None, "no step kept the limits: not exercised"
+    assert len(rows) == 1
+    weights = np.array([search["picked"][t] for t in WORLD.type_names])
+    evaluation = carbon_bound.pooled(
+        [
+            simulate(
+                "latency", "small", REGION, setting.reward, setting.env, [1000], 1000
+            )
+        ],
+        WORLD,
+    )
+    backed_off = carbon_bound.goal_limits_of(evaluation, 1.5 * margin, 1.0, False)
+    rerun = carbon_bound.pooled(
+        carbon_bound.oracle(
+            setting, backed_off, LimitPrices(weights * unit, slo_price), 1.0, [1000]
+        ),
+        WORLD,
+    )
+    assert rows[0]["expected_carbon_g_per_1k"] == pytest.approx(
+        rerun["expected_carbon_g_per_1k"], abs=5e-7
+    )
