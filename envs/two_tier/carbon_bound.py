@@ -23,7 +23,10 @@ of
                sum_c,k,n count[c, k] x F(o_c, k, n, SLO_k) >= (1 - m) count  (SLO)
 
 (and, for a limit ``T`` on the p95 of all requests together, the same row summed
-over types), so the program's optimum is a lower bound on its carbon. Queues,
+over types), so the program's optimum is a lower bound on its carbon. (With
+``LatencyLimits.within_share`` above 0.95 the p95 rows ask for that share instead:
+the bound for a policy that keeps a margin below its tail allowance.) The dual
+values of those rows are the limits' prices (:class:`LimitPrices`). Queues,
 capacity and the information a policy lacks only raise what a real policy emits:
 the bound is loose in their direction, never the other. ``F`` is estimated from
 common Monte Carlo draws (``samples`` of them, seeded), the one approximation: its

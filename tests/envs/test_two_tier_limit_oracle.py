@@ -23,6 +23,9 @@ from envs.scenario import (
     TYPE_IN_GB,
     TYPE_NODE_ENERGY_J,
     TYPE_NODE_EXEC_S,
+    World,
+    compile_scenario,
+    load_scenario,
 )
 from envs.two_tier import kernels as K
 from envs.two_tier.carbon_bound import (
@@ -44,26 +47,35 @@ LIMITS = LatencyLimits(np.array([0.05, 0.2, 0.9, 0.06]), 0.02)
 
 
 def _monte_carlo(
-    origin: int, k: int, nodes: np.ndarray, free_in: np.ndarray, threshold: float
+    origin: int,
+    k: int,
+    nodes: np.ndarray,
+    free_in: np.ndarray,
+    threshold: float,
+    world: World = WORLD,
 ) -> np.ndarray:
     """The simulator's latency with the free-at times given, drawn 400,000 times."""
     rng = np.random.default_rng(11)
-    q = int(WORLD.node_region[nodes[0]])
-    pair = WORLD.pair_f[origin, q]
+    q = int(world.node_region[nodes[0]])
+    pair = world.pair_f[origin, q]
     normal = rng.standard_normal(400_000)
-    shape = WORLD.service_shape
-    factor = rng.gamma(shape, 1.0 / shape, normal.size)
-    upload = WORLD.type_f[k, TYPE_IN_GB] * 1e9 / pair[PAIR_BW_BPS]
-    transfer = WORLD.type_f[k, TYPE_BYTES] / pair[PAIR_BW_BPS]
+    shape = world.service_shape
+    factor = (
+        rng.gamma(shape, 1.0 / shape, normal.size)
+        if shape > 0
+        else np.ones(normal.size)
+    )
+    upload = world.type_f[k, TYPE_IN_GB] * 1e9 / pair[PAIR_BW_BPS]
+    transfer = world.type_f[k, TYPE_BYTES] / pair[PAIR_BW_BPS]
     out = []
     for n, free in zip(nodes, free_in, strict=True):
-        rtt = WORLD.node_f[n, NODE_ACCESS_RTT_S] + (
+        rtt = world.node_f[n, NODE_ACCESS_RTT_S] + (
             pair[PAIR_RTT_S] * np.exp(pair[PAIR_RTT_SIGMA] * normal)
             if q != origin
             else 0
         )
         wait = np.maximum(free - (0.5 * rtt + upload), 0.0)
-        service = WORLD.type_node[k, n, TYPE_NODE_EXEC_S] * factor
+        service = world.type_node[k, n, TYPE_NODE_EXEC_S] * factor
         out.append(np.mean(rtt + transfer + wait + service <= threshold))
     return np.array(out)
 
@@ -90,6 +102,28 @@ def test_within_chance_is_the_simulators_latency_law(origin: int) -> None:
             transfer, 0.9,
         )  # fmt: skip
         assert free == pytest.approx(floor[ANALYTICS, nodes], abs=0.005)
+
+
+@pytest.mark.parametrize("cv", [0.0, 0.5])
+def test_within_chance_follows_other_service_laws(cv: float) -> None:
+    """Deterministic service (cv 0) and a Gamma law of shape 4 (cv 0.5)."""
+    scenario = load_scenario("small")
+    scenario.workload.service_time_cv = cv
+    world = compile_scenario(scenario)
+    assert world.service_shape == (0.0 if cv == 0 else 1 / cv**2)
+    for q in (EU, US):
+        nodes = np.flatnonzero(world.node_region == q)
+        nodes = nodes[world.type_node[ANALYTICS, nodes, TYPE_NODE_EXEC_S] > 0][:4]
+        free_in = np.array([-1.0, 0.0, 0.15, 0.6])[: nodes.size]
+        pair = world.pair_f[US, q]
+        upload = world.type_f[ANALYTICS, TYPE_IN_GB] * 1e9 / pair[PAIR_BW_BPS]
+        transfer = world.type_f[ANALYTICS, TYPE_BYTES] / pair[PAIR_BW_BPS]
+        for threshold in (0.4, 0.9):
+            exact = within_chance(
+                world, US, ANALYTICS, nodes, free_in, upload, transfer, threshold
+            )
+            drawn = _monte_carlo(US, ANALYTICS, nodes, free_in, threshold, world)
+            assert exact == pytest.approx(drawn, abs=0.004), (q, threshold)
 
 
 def _loaded_core(seed: int = 3) -> TwoTierCore:
