@@ -47,10 +47,12 @@ the default scheduler (LeastAllocated, random among the best). ``weighted_greedy
 picks, in each tier, the row with the lowest expected penalty under the run's reward
 weights (the best myopic rule; it needs the run's ``scoring``)."""
 
-TABLE_BASELINES = ("fpi_greedy",)
+TABLE_BASELINES = ("fpi_greedy", "fpi_wait_greedy")
 """Two-tier baselines that need the scenario's static tables besides the observation:
 ``fpi_greedy`` adds to weighted-greedy's penalty the request's externality on later
-requests (:class:`policies.networks.two_tier.FpiGreedyPolicy`)."""
+requests (:class:`policies.networks.two_tier.FpiGreedyPolicy`); ``fpi_wait_greedy``
+is the same rule with the LB phase reading each region's wait from its best
+completion (:func:`policies.networks.two_tier.lb_view`; issue 15, stop 29)."""
 
 
 def two_tier_baseline(name: str, core: Any, seed: int = 0) -> Policy:
@@ -63,7 +65,7 @@ def two_tier_baseline(name: str, core: Any, seed: int = 0) -> Policy:
     if name in TABLE_BASELINES:
         from policies.networks.two_tier import FpiGreedyPolicy
 
-        return FpiGreedyPolicy(core)
+        return FpiGreedyPolicy(core, lb_wait=name == "fpi_wait_greedy")
     if name not in BASELINES:
         raise ValueError(
             f"baseline: expected one of {list(BASELINES) + list(TABLE_BASELINES)}, "

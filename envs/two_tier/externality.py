@@ -51,6 +51,8 @@ class ExternalityTables:
     """``[K, R]``: ``inv_mean_service`` of the node the LB phase assumes."""
     lb_inv_cores: np.ndarray
     """``[K, R]``: ``inv_cores`` of that node."""
+    lb_exec_s: np.ndarray
+    """``[K, R]``: the type's mean execution (s) on that node (0: no capable node)."""
 
     def as_lists(self) -> dict[str, list[float] | list[list[float]]]:
         """Plain lists (a checkpoint's constructor parameters are JSON-like)."""
@@ -64,6 +66,7 @@ TABLE_NAMES = (
     "slo",
     "lb_inv_mean_service",
     "lb_inv_cores",
+    "lb_exec_s",
 )
 
 
@@ -101,6 +104,7 @@ def externality_tables(world: World, max_nodes: int) -> ExternalityTables:
     inv_cores = np.zeros((n_regions, max_nodes))
     lb_service = np.zeros((n_types, n_regions))
     lb_cores = np.zeros((n_types, n_regions))
+    lb_exec = np.zeros((n_types, n_regions))
     for q in range(n_regions):
         lo, hi = int(world.region_i[q, REG_START]), int(world.region_i[q, REG_END])
         inv_service[q, : hi - lo] = 1.0 / service[lo:hi]
@@ -112,6 +116,7 @@ def externality_tables(world: World, max_nodes: int) -> ExternalityTables:
             n = lo + int(order[0])
             lb_service[k, q] = 1.0 / service[n]
             lb_cores[k, q] = 1.0 / cores[n]
+            lb_exec[k, q] = exec_s[k, n]
     return ExternalityTables(
         inv_mean_service=inv_service,
         inv_cores=inv_cores,
@@ -119,4 +124,5 @@ def externality_tables(world: World, max_nodes: int) -> ExternalityTables:
         slo=world.type_f[:, TYPE_SLO_S].copy(),
         lb_inv_mean_service=lb_service,
         lb_inv_cores=lb_cores,
+        lb_exec_s=lb_exec,
     )

@@ -137,8 +137,8 @@ def fpi_externality(
     mean ``1 / SLO``. ``rho`` is the region's offered load now when the observation
     has it (``load_input``), else its busy-core fraction, capped at ``rho_max``;
     ``u`` is the node's wait on arrival (``wait``, over the SLO). In the LB phase
-    the region block shows no nodes: ``s`` is the region's best completion and the
-    job goes to the node of ``lb_*`` with no backlog.
+    the region block shows no nodes: the job goes to the node of ``lb_*`` with the
+    wait and service :func:`lb_view` reads from the region's best completion.
     """
     lay = scorer.layout
     s = scorer.scoring
@@ -151,11 +151,11 @@ def fpi_externality(
     rho = load.clamp(min=0.0, max=scorer.rho_max)
     weight = (s[S_W_LAT] + s[S_W_QUEUE]) * scorer.inv_slo_mix  # [R] per s of waiting
     factor = weight * slo[:, None] * rho / (2.0 * (1.0 - rho))  # [B, R]
-    best = regions[..., RF_BEST_COMPLETION]  # over the SLO
+    lb_wait, lb_service = lb_view(scorer, obs, regions)  # over the SLO
     region_ext = (
         factor
-        * (best * slo[:, None] * (kinds @ scorer.lb_inv_mean_service))
-        * (best * (kinds @ scorer.lb_inv_cores))
+        * (lb_service * slo[:, None] * (kinds @ scorer.lb_inv_mean_service))
+        * (2.0 * lb_wait + lb_service * (kinds @ scorer.lb_inv_cores))
     )
     selected = regions[..., RF_IS_SELECTED]  # [B, R] one-hot in the scheduler phase
     exec_ = nodes[..., NF_EXEC]
@@ -165,6 +165,31 @@ def fpi_externality(
         * (2.0 * wait + exec_ * (selected @ scorer.inv_cores))
     )
     return region_ext, node_ext
+
+
+def lb_view(
+    scorer: TwoTierScorer, obs: torch.Tensor, regions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, R]`` wait on arrival and service (over the SLO) the LB phase assumes.
+
+    The region block shows each region's best completion (the least wait plus
+    execution over its nodes), not its nodes. Without ``lb_wait`` the LB prior takes
+    all of it as the job's service with no wait (the rule up to stop 28). With it,
+    the job runs on the region's ``lb_*`` node (its fastest for the type) for that
+    node's execution, and the rest of the best completion, less half the RTT (the
+    queue drains while the request travels, as the scheduler phase reads a node's
+    wait), is its wait: in a burst the local region's best completion is mostly
+    queue, which is what the externality of sending a long job there grows with.
+    """
+    best = regions[..., RF_BEST_COMPLETION]
+    if not scorer.lb_wait:
+        return torch.zeros_like(best), best
+    lay = scorer.layout
+    kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types]
+    service = (kinds @ scorer.lb_exec_s) / (kinds @ scorer.slo)[:, None]
+    queued = (best - service).clamp(min=0.0)
+    wait = (queued - 0.5 * regions[..., RF_RTT]).clamp(min=0.0)
+    return wait, service
 
 
 def _check_tables(scorer: TwoTierScorer, layout: ObsLayout) -> None:
@@ -178,6 +203,8 @@ def _check_tables(scorer: TwoTierScorer, layout: ObsLayout) -> None:
         "lb_inv_mean_service": (k, r),
         "lb_inv_cores": (k, r),
     }
+    if scorer.lb_wait:  # checkpoints from before the table exist without it
+        expected["lb_exec_s"] = (k, r)
     for name, shape in expected.items():
         got = tuple(getattr(scorer, name).shape)
         if got != shape:
@@ -215,6 +242,8 @@ class TwoTierScorer(nn.Module):
             observation-only FPI rule (:func:`fpi_externality`); ``None``: the
             prior is weighted-greedy.
         rho_max: cap of a region's load in the externality (its value diverges at 1).
+        lb_wait: the LB prior reads each region's wait from its best completion
+            (:func:`lb_view`); off in checkpoints saved before it existed.
     """
 
     inv_mean_service: torch.Tensor
@@ -223,6 +252,7 @@ class TwoTierScorer(nn.Module):
     slo: torch.Tensor
     lb_inv_mean_service: torch.Tensor
     lb_inv_cores: torch.Tensor
+    lb_exec_s: torch.Tensor
 
     def __init__(
         self,
@@ -234,6 +264,7 @@ class TwoTierScorer(nn.Module):
         greedy_scale: float,
         externality: dict[str, Any] | None = None,
         rho_max: float = 0.95,
+        lb_wait: bool = False,
     ) -> None:
         super().__init__()
         if len(scoring) != N_SCORING:
@@ -249,9 +280,14 @@ class TwoTierScorer(nn.Module):
         )
         self.fpi = externality is not None
         self.rho_max = rho_max
+        self.lb_wait = lb_wait
         for name in TABLE_NAMES:
             table = (externality or {}).get(name, [])
-            self.register_buffer(name, torch.tensor(table, dtype=torch.float32))
+            self.register_buffer(
+                name,
+                torch.tensor(table, dtype=torch.float32),
+                persistent=name != "lb_exec_s",  # rebuilt from the constructor's tables
+            )
         if self.fpi:
             _check_tables(self, layout)
         self.prior = greedy_scale > 0
@@ -275,11 +311,12 @@ class TwoTierScorer(nn.Module):
                 -1, lay.max_nodes, NODE_FEATURES
             )
             s = self.scoring
+            lb_wait, lb_service = lb_view(self, obs, regions)
             region_pen = expected_penalty(
                 s,
-                regions[..., RF_RTT] + regions[..., RF_TRANSFER],
-                torch.zeros_like(regions[..., RF_RTT]),
-                regions[..., RF_BEST_COMPLETION],
+                regions[..., RF_RTT] + regions[..., RF_TRANSFER] + lb_wait,
+                lb_wait,
+                lb_service,
                 regions[..., RF_COST],
                 regions[..., RF_CARBON],
             )
@@ -374,6 +411,7 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
         greedy_scale: float = 50.0,
         externality: dict[str, Any] | None = None,
         rho_max: float = 0.95,
+        lb_wait: bool = False,
         net_arch: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -403,6 +441,7 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             "greedy_scale": float(greedy_scale),
             "externality": externality,
             "rho_max": float(rho_max),
+            "lb_wait": bool(lb_wait),
         }
         critic = list(net_arch["vf"]) if isinstance(net_arch, dict) else [64, 64]
         super().__init__(
@@ -425,6 +464,7 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             float(kw["greedy_scale"]),
             kw["externality"],
             float(kw["rho_max"]),
+            bool(kw["lb_wait"]),
         )
         self.optimizer = self.optimizer_class(  # again: the actor was replaced
             self.parameters(),
@@ -453,7 +493,11 @@ def _core(env: VecEnv) -> Any:
 
 
 def _spec(
-    env: VecEnv, cfg: PolicyConfig, greedy_scale: float, fpi: bool = False
+    env: VecEnv,
+    cfg: PolicyConfig,
+    greedy_scale: float,
+    fpi: bool = False,
+    lb_wait: bool = False,
 ) -> dict[str, Any]:
     core = _core(env)
     lay = core.layout
@@ -468,6 +512,7 @@ def _spec(
         "scorer_arch": [32, 32],  # per entity (Decima: 32-16-8): runs once per token
         "greedy_scale": greedy_scale,
         "externality": tables,
+        "lb_wait": lb_wait,
         "net_arch": {"pi": [], "vf": list(cfg.net_arch)},
         "activation_fn": ACTIVATIONS[cfg.activation],
     }
@@ -486,6 +531,18 @@ def two_tier_scorer_plain(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str
 def two_tier_scorer_fpi(env: VecEnv, cfg: PolicyConfig) -> tuple[Any, dict[str, Any]]:
     """``policy.network=two_tier_scorer_fpi``: the scorer starting as ``fpi_greedy``."""
     return TwoTierScorerPolicy, _spec(env, cfg, greedy_scale=50.0, fpi=True)
+
+
+def two_tier_scorer_fpi_wait(
+    env: VecEnv, cfg: PolicyConfig
+) -> tuple[Any, dict[str, Any]]:
+    """``policy.network=two_tier_scorer_fpi_wait``: the scorer as ``fpi_wait_greedy``.
+
+    The FPI prior whose LB phase reads each region's wait (:func:`lb_view`).
+    """
+    return TwoTierScorerPolicy, _spec(
+        env, cfg, greedy_scale=50.0, fpi=True, lb_wait=True
+    )
 
 
 NO_LIMIT_S = 1e9
@@ -515,11 +572,12 @@ def limit_exceedance(
     )
     nodes = obs[:, lay.node_offset : lay.size].reshape(-1, lay.max_nodes, NODE_FEATURES)
     none = torch.zeros_like(regions[..., RF_RTT])
+    lb_wait, lb_service = lb_view(scorer, obs, regions)
     region_tail = expected_penalty(
         tail_only,
-        regions[..., RF_RTT] + regions[..., RF_TRANSFER] + shift,
+        regions[..., RF_RTT] + regions[..., RF_TRANSFER] + lb_wait + shift,
         none,
-        regions[..., RF_BEST_COMPLETION],
+        lb_service,
         none,
         none,
     )
@@ -546,6 +604,9 @@ class FpiGreedyPolicy:
     Lagrangian of per-type p95 limits, a probe of what a myopic rule that knows the
     limits can save within them (issue 15, goal 2), not a tier of its own.
 
+    ``lb_wait`` gives ``fpi_wait_greedy``: the LB phase reads each region's wait from
+    its best completion (:func:`lb_view`) instead of taking it all as service.
+
     Args:
         core: a two-tier core of the scenario (its layout, reward weights, world).
         rho_max: cap of a region's load in the externality.
@@ -555,6 +616,7 @@ class FpiGreedyPolicy:
             for every type, or ``[K]``, one multiplier per type's limit (the
             Lagrangian of K constraints has K multipliers; one shared weight makes
             the loosest limit as expensive as the binding one).
+        lb_wait: the LB phase's wait (``fpi_wait_greedy``); off: ``fpi_greedy``.
     """
 
     def __init__(
@@ -563,6 +625,7 @@ class FpiGreedyPolicy:
         rho_max: float = 0.95,
         latency_limits_s: Any = None,
         limit_weight: float | Sequence[float] | np.ndarray = 0.0,
+        lb_wait: bool = False,
     ) -> None:
         lay = core.layout
         self.scorer = TwoTierScorer(
@@ -574,6 +637,7 @@ class FpiGreedyPolicy:
             1.0,
             externality_tables(core.world, lay.max_nodes).as_lists(),
             rho_max,
+            lb_wait,
         )
         self.limits_s: torch.Tensor | None = None
         weights = np.asarray(limit_weight, dtype=float)
@@ -646,4 +710,5 @@ class FpiGreedyPolicy:
 
 NETWORKS["two_tier_scorer"] = two_tier_scorer
 NETWORKS["two_tier_scorer_fpi"] = two_tier_scorer_fpi
+NETWORKS["two_tier_scorer_fpi_wait"] = two_tier_scorer_fpi_wait
 NETWORKS["two_tier_scorer_plain"] = two_tier_scorer_plain

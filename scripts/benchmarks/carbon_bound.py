@@ -26,7 +26,9 @@ Lagrangian of K limits has K), found by dual ascent
 With ``--calibration-margin m`` the rule prices and the search keeps the limits
 times ``m`` (a back-off), on the tuning and the evaluation seeds alike; the row is
 judged against the goal's own limits. With ``--pooled`` one limit prices every
-type, so the four multipliers move together (§11's single weight).
+type, so the four multipliers move together (§11's single weight). ``--lb-wait``
+builds both on ``fpi_wait_greedy`` (the LB phase reads each region's wait), as
+``fpi_wait_limits@W`` and ``fpi_wait_limits@calibrated``.
 
 ``--within-shares 0.955,0.96`` also prints the bound when each type keeps that
 share within its limit instead of 0.95 (``tail_margin``): how much of it rests on
@@ -164,6 +166,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a trained policy placed against the bound (repeatable)",
     )
     parser.add_argument("--load-input", action="store_true")
+    parser.add_argument(
+        "--lb-wait",
+        action="store_true",
+        help="the limit-aware rule is fpi_wait_greedy's (rows fpi_wait_limits@...)",
+    )
     parser.add_argument(
         "--p95-factors",
         default="1,1.1,1.25,1.5,2,3,inf",
@@ -357,6 +364,13 @@ class Setting:
     reward: RewardConfig
     decisions: int
     world: World
+    lb_wait: bool = False
+    """The limit-aware rule reads each region's wait in the LB phase."""
+
+    @property
+    def limits_rule(self) -> str:
+        """The limit-aware rule's row name (before ``@``)."""
+        return "fpi_wait_limits" if self.lb_wait else "fpi_limits"
 
 
 def goal_limits_of(
@@ -381,18 +395,26 @@ def limit_aware(
     limits: LatencyLimits,
     seeds: Sequence[int],
 ) -> list[Run]:
-    """fpi_greedy pricing ``limits`` (the pooled one for every type), every region."""
+    """fpi_greedy (or fpi_wait_greedy) pricing ``limits``, every region.
+
+    The pooled limit, when there is one, caps every type's.
+    """
     from policies.networks.two_tier import FpiGreedyPolicy
 
     per_type = np.minimum(limits.p95_s, limits.pooled_p95_s)
     runs = []
     for r in setting.regions:
         core = TwoTierCore(setting.scenario, 1, [r], setting.env, setting.reward)
-        rule = FpiGreedyPolicy(core, latency_limits_s=per_type, limit_weight=weight)
+        rule = FpiGreedyPolicy(
+            core,
+            latency_limits_s=per_type,
+            limit_weight=weight,
+            lb_wait=setting.lb_wait,
+        )
         runs.append(
             simulate(
-                "fpi_limits", setting.scenario, r, setting.reward, setting.env, seeds,
-                setting.decisions, policy=rule,
+                setting.limits_rule, setting.scenario, r, setting.reward,
+                setting.env, seeds, setting.decisions, policy=rule,
             )
         )  # fmt: skip
     return runs
@@ -599,7 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = cells_of(reference_runs, origins)
     names = list(world.type_names)
 
-    setting = Setting(args.scenario, regions, env, reward, args.decisions, world)
+    setting = Setting(
+        args.scenario, regions, env, reward, args.decisions, world, args.lb_wait
+    )
 
     def limits_at(stats: dict[str, Any], factor: float, points: float) -> LatencyLimits:
         return goal_limits_of(stats, factor, points, args.pooled)
@@ -645,7 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights = [float(w) for w in args.limit_weights.split(",") if w]
     measured = [(n.partition("=")[0], lambda n=n: measure(n)) for n in named]
     measured += [
-        (f"fpi_limits@{w:g}", lambda w=w: limit_aware(setting, w, goal_limits, seeds))
+        (
+            f"{setting.limits_rule}@{w:g}",
+            lambda w=w: limit_aware(setting, w, goal_limits, seeds),
+        )
         for w in weights
     ]
     if scales:
@@ -674,9 +701,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.pooled,
         )  # what the searched rule priced; the row is judged on goal_limits
         if picked is not None:
+            rule_name = (
+                setting.limits_rule
+                if args.calibrate_rule == "fpi_limits"
+                else args.calibrate_rule
+            )
             measured.append(
                 (
-                    f"{args.calibrate_rule}@calibrated",
+                    f"{rule_name}@calibrated",
                     lambda p=picked: runner(p, backed_off, seeds),
                 )
             )
@@ -701,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "regions": regions,
         "seeds": seeds,
         "decisions": args.decisions,
+        "lb_wait": args.lb_wait,
         "cells": len(cells),
         "requests": reference["requests"],
         "latency_greedy": _figures(reference, names),

@@ -279,9 +279,9 @@ def markdown(lines: list[dict[str, Any]], types: Sequence[str]) -> str:
 # ------------------------------------------------------------------ benchmark
 BENCH_SCENARIO = "small"
 BENCH_REGION = "eu-central"
-BENCH_OVERRIDES: tuple[str, ...] = ("env=two_tier_fpi",)
-"""The learner the benchmark trains: the shipped ``env=two_tier_fpi`` (the FPI-prior
-scorer of docs/quality/two_tier.md §7)."""
+BENCH_OVERRIDES: tuple[str, ...] = ("env=two_tier_fpi_wait",)
+"""The learner the benchmark trains: the shipped ``env=two_tier_fpi_wait`` (the
+FPI-prior scorer of docs/quality/two_tier.md §7 with §14's LB phase)."""
 HELD_OUT = "1000-1015"
 """Evaluation seeds of the benchmark: held out (tuning used 5000-5015)."""
 
@@ -307,9 +307,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     Returns ``two_tier_learned_reward``, ``two_tier_weighted_greedy_reward`` (mean
     reward per decision over the held-out seeds), ``two_tier_gain_pct`` (paired,
     in % of weighted-greedy's magnitude), the same against the learner's own prior
-    (``two_tier_fpi_greedy_reward``, ``two_tier_gain_over_fpi_greedy_pct``: the
-    strongest heuristic here, so the figure that says whether learning added
-    anything) and ``two_tier_train_s``.
+    (``two_tier_fpi_wait_greedy_reward``, ``two_tier_gain_over_fpi_wait_greedy_pct``:
+    the strongest heuristic here, so the figure that says whether learning added
+    anything) and against the FPI rule before it (``two_tier_fpi_greedy_reward``,
+    ``two_tier_gain_over_fpi_greedy_pct``), and ``two_tier_train_s``.
     """
     from fl_server.config import compose
     from policies.local import LocalTrainer
@@ -341,15 +342,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     greedy = per_seed_metrics(simulate("weighted_greedy", *common))
     fpi = per_seed_metrics(simulate("fpi_greedy", *common))
+    prior = per_seed_metrics(simulate("fpi_wait_greedy", *common))
     learned_r = [m["mean_reward"] for m in learned]
     greedy_r = [m["mean_reward"] for m in greedy]
     fpi_r = [m["mean_reward"] for m in fpi]
+    prior_r = [m["mean_reward"] for m in prior]
     return {
         "two_tier_learned_reward": round(float(np.mean(learned_r)), 5),
         "two_tier_weighted_greedy_reward": round(float(np.mean(greedy_r)), 5),
         "two_tier_gain_pct": round(paired_gain(learned_r, greedy_r)[0], 2),
         "two_tier_fpi_greedy_reward": round(float(np.mean(fpi_r)), 5),
         "two_tier_gain_over_fpi_greedy_pct": round(paired_gain(learned_r, fpi_r)[0], 2),
+        "two_tier_fpi_wait_greedy_reward": round(float(np.mean(prior_r)), 5),
+        "two_tier_gain_over_fpi_wait_greedy_pct": round(
+            paired_gain(learned_r, prior_r)[0], 2
+        ),
         "two_tier_train_s": round(train_s, 1),
     }
 

@@ -223,6 +223,29 @@ def test_command_line_reports_the_goal_and_a_monotone_frontier(
     assert priced["expected_carbon_g_per_1k"] >= free["expected_carbon_g_per_1k"]
 
 
+def test_lb_wait_prices_the_limits_on_fpi_wait_greedy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Weight 0 of ``--lb-wait``'s rule is ``fpi_wait_greedy``, not ``fpi_greedy``."""
+    code = carbon_bound.main(
+        [
+            "--scenario", "small", "--regions", "eu-central", "--seeds", "5007",
+            "--decisions", "3000", "--p95-factors", "inf", "--samples", "5000",
+            "--load-input", "--policies", "fpi_greedy,fpi_wait_greedy",
+            "--limit-weights", "0", "--lb-wait", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lb_wait"] is True
+    old, new, free = report["policies"]
+    assert free["policy"] == "fpi_wait_limits@0"
+    for key in ("expected_carbon_g_per_1k", "slo_miss_pct", "p95_ms"):
+        assert free[key] == new[key], key
+    # The rules differ once eu-central's burst on this seed starts (by decision 3,000).
+    assert free["p95_ms"]["web"] < old["p95_ms"]["web"]
+
+
 def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_others(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
