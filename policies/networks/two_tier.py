@@ -290,6 +290,11 @@ class TwoTierScorer(nn.Module):
             )
         if self.fpi:
             _check_tables(self, layout)
+        elif lb_wait:
+            raise ValueError(
+                "lb_wait: the LB reading needs the externality tables (lb_exec_s), "
+                "got none"
+            )
         self.prior = greedy_scale > 0
         self.log_beta = nn.Parameter(
             torch.tensor(math.log(greedy_scale) if self.prior else 0.0),

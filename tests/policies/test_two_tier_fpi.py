@@ -335,6 +335,8 @@ def test_a_checkpoint_from_before_the_lb_wait_keeps_its_rule() -> None:
     )
     with pytest.raises(ValueError, match=r"externality\.lb_exec_s"):
         TwoTierScorer(*args, old_tables, lb_wait=True)
+    with pytest.raises(ValueError, match="lb_wait"):
+        TwoTierScorer(*args, None, lb_wait=True)
 
 
 # ------------------------------------------------- pricing per-type latency limits
