@@ -80,15 +80,23 @@ def _monte_carlo(
     return np.array(out)
 
 
+def _analytics_case(
+    world: World, origin: int, q: int
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Four analytics-capable nodes of ``q``: their free times, upload, transfer."""
+    nodes = np.flatnonzero(world.node_region == q)
+    nodes = nodes[world.type_node[ANALYTICS, nodes, TYPE_NODE_EXEC_S] > 0][:4]
+    free_in = np.array([-1.0, 0.0, 0.15, 0.6])[: nodes.size]
+    pair = world.pair_f[origin, q]
+    upload = world.type_f[ANALYTICS, TYPE_IN_GB] * 1e9 / pair[PAIR_BW_BPS]
+    transfer = world.type_f[ANALYTICS, TYPE_BYTES] / pair[PAIR_BW_BPS]
+    return nodes, free_in, float(upload), float(transfer)
+
+
 @pytest.mark.parametrize("origin", [EU, US])
 def test_within_chance_is_the_simulators_latency_law(origin: int) -> None:
     for q in (EU, US):  # home and remote
-        nodes = np.flatnonzero(WORLD.node_region == q)
-        nodes = nodes[WORLD.type_node[ANALYTICS, nodes, TYPE_NODE_EXEC_S] > 0][:4]
-        free_in = np.array([-1.0, 0.0, 0.15, 0.6])[: nodes.size]
-        pair = WORLD.pair_f[origin, q]
-        upload = WORLD.type_f[ANALYTICS, TYPE_IN_GB] * 1e9 / pair[PAIR_BW_BPS]
-        transfer = WORLD.type_f[ANALYTICS, TYPE_BYTES] / pair[PAIR_BW_BPS]
+        nodes, free_in, upload, transfer = _analytics_case(WORLD, origin, q)
         for threshold in (0.4, 0.9, 2.0):
             exact = within_chance(
                 WORLD, origin, ANALYTICS, nodes, free_in, upload, transfer, threshold
@@ -112,12 +120,7 @@ def test_within_chance_follows_other_service_laws(cv: float) -> None:
     world = compile_scenario(scenario)
     assert world.service_shape == (0.0 if cv == 0 else 1 / cv**2)
     for q in (EU, US):
-        nodes = np.flatnonzero(world.node_region == q)
-        nodes = nodes[world.type_node[ANALYTICS, nodes, TYPE_NODE_EXEC_S] > 0][:4]
-        free_in = np.array([-1.0, 0.0, 0.15, 0.6])[: nodes.size]
-        pair = world.pair_f[US, q]
-        upload = world.type_f[ANALYTICS, TYPE_IN_GB] * 1e9 / pair[PAIR_BW_BPS]
-        transfer = world.type_f[ANALYTICS, TYPE_BYTES] / pair[PAIR_BW_BPS]
+        nodes, free_in, upload, transfer = _analytics_case(world, US, q)
         for threshold in (0.4, 0.9):
             exact = within_chance(
                 world, US, ANALYTICS, nodes, free_in, upload, transfer, threshold
