@@ -667,11 +667,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     policies = []
     named = [p for p in args.policies.split(",") if p] + args.checkpoint
     weights = [float(w) for w in args.limit_weights.split(",") if w]
-    measured = [(n.partition("=")[0], lambda n=n: measure(n)) for n in named]
+    measured: list[tuple[str, Callable[[], list[Run]]]] = [
+        (n.partition("=")[0], partial(measure, n)) for n in named
+    ]
     measured += [
         (
             f"{setting.limits_rule}@{w:g}",
-            lambda w=w: limit_aware(setting, w, goal_limits, seeds),
+            partial(limit_aware, setting, w, goal_limits, seeds),
         )
         for w in weights
     ]
@@ -687,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured += [
             (
                 f"oracle@{s:g}",
-                lambda s=s: oracle(setting, goal_limits, prices, s, seeds),
+                partial(oracle, setting, goal_limits, prices, s, seeds),
             )
             for s in scales
         ]
@@ -709,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured.append(
                 (
                     f"{rule_name}@calibrated",
-                    lambda p=picked: runner(p, backed_off, seeds),
+                    partial(runner, picked, backed_off, seeds),
                 )
             )
     for label, runs_of in measured:

@@ -112,7 +112,7 @@ def settings_for(run: Any, cluster: str, pattern: str) -> RescheduleConfig:
 
 def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:
     """Seed means of the harness's headline figures."""
-    keys = ("latency_reduction_pct", "migrations", "mean_return")
+    keys: tuple[str, ...] = ("latency_reduction_pct", "migrations", "mean_return")
     if "latency_mean_reduction_pct" in results[0]:  # fixed-horizon (dynamic) episodes
         keys += ("latency_mean_reduction_pct",)
     return {k: round(float(np.mean([r[k] for r in results])), 3) for k in keys}

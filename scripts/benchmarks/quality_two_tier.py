@@ -95,12 +95,15 @@ def simulate(
     types = RequestTypes(
         tuple(core.world.type_names), core.world.type_f[:, TYPE_SLO_S].copy()
     )
+    decide: Callable[[TwoTierCore], np.ndarray]
     if policy is not None:
 
         def decide(c: TwoTierCore) -> np.ndarray:
-            return policy.predict(
-                c.obs, deterministic=deterministic, action_masks=c.action_masks()
-            )[0]
+            return np.asarray(
+                policy.predict(
+                    c.obs, deterministic=deterministic, action_masks=c.action_masks()
+                )[0]
+            )
 
     elif rule is not None:
         decide = rule(core)
@@ -209,7 +212,13 @@ def pool(argv: Sequence[str]) -> int:
         for text in log.read_text(encoding="utf-8").splitlines()
         if text.strip()
     ]
-    keys = ("scenario", "regions", "reward_weights", "seeds", "decisions")
+    keys: tuple[str, ...] = (
+        "scenario",
+        "regions",
+        "reward_weights",
+        "seeds",
+        "decisions",
+    )
     keys += ("deterministic",)
     setting = {json.dumps([line.get(key) for key in keys]) for line in lines}
     if len(setting) != 1:

@@ -44,9 +44,9 @@ class NullCore:
         self.single_action_space = action
         self.render_mode: str | None = None
         rng = np.random.default_rng(0)
-        self._obs = rng.uniform(0, 1, (64, num_envs, observation.shape[0])).astype(
-            np.float32
-        )
+        self._obs: np.ndarray = rng.uniform(
+            0, 1, (64, num_envs, observation.shape[0])
+        ).astype(np.float32)
         self._masks = rng.random((64, num_envs, int(action.n))) < 0.5
         self._masks[..., 0] = True
         self._t = 0
@@ -58,7 +58,7 @@ class NullCore:
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Start over (all envs)."""
         self._t = 0
-        return self._obs[0]
+        return np.asarray(self._obs[0])
 
     def step(self, actions: np.ndarray) -> BatchStep:
         """The next precomputed observation; truncate at the episode length."""
@@ -71,7 +71,7 @@ class NullCore:
 
     def action_masks(self) -> np.ndarray:
         """Half the actions valid (action 0 always)."""
-        return self._masks[self._t]
+        return np.asarray(self._masks[self._t])
 
     def step_info(self, index: int) -> dict[str, Any]:
         """No components."""
@@ -94,7 +94,7 @@ class _TimedCore:
 
     def step(self, actions: np.ndarray) -> BatchStep:
         start = time.perf_counter()
-        out = self.core.step(actions)
+        out: BatchStep = self.core.step(actions)
         self.seconds += time.perf_counter() - start
         return out
 
