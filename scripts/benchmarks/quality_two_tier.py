@@ -199,6 +199,42 @@ def pooled_gain(
     }
 
 
+def slo_shift(
+    runs: Sequence[Sequence[float | None]], bar: Sequence[float | None], seed: int = 0
+) -> dict[str, Any]:
+    """One request type's SLO-violation rate against the bar's, in points.
+
+    ``runs[k][j]`` is training seed k's rate on evaluation seed j (None where the
+    seed saw no request of the type), paired with ``bar[j]``. The interval is the
+    same stratified bootstrap as :func:`pooled_gain`'s; ``worse`` says whether the
+    rate is worse beyond it (the interval's lower end above zero), the issue's test
+    for "no type's SLO rate may get worse beyond its CI" (None with one run).
+    """
+    from policies.stats import interval_estimates
+
+    def rates(values: Sequence[float | None]) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    scores = np.stack([rates(run) for run in runs])
+    reference = rates(bar)
+    if scores.shape[1] != reference.size:
+        raise ValueError(
+            f"runs: expected one SLO rate per evaluation seed of the bar "
+            f"({reference.size}) for every run, got shape {scores.shape}"
+        )
+    seen = ~np.isnan(scores).any(axis=0) & ~np.isnan(reference)
+    if not seen.any():
+        return {"points": None, "lo": None, "hi": None, "worse": None}
+    diff = 100.0 * (scores[:, seen] - reference[seen])
+    estimate = interval_estimates({"shift": diff}, ("mean",), seed=seed)[0]
+    return {
+        "points": estimate.point,
+        "lo": estimate.ci_low,
+        "hi": estimate.ci_high,
+        "worse": None if math.isnan(estimate.ci_low) else bool(estimate.ci_low > 0),
+    }  # worse None: one training seed, no interval over seeds
+
+
 def pool(argv: Sequence[str]) -> int:
     """``pool``: one learner's training seeds, from ``evaluate --out`` lines, pooled."""
     parser = argparse.ArgumentParser(prog="quality_two_tier pool")
@@ -223,12 +259,24 @@ def pool(argv: Sequence[str]) -> int:
     setting = {json.dumps([line.get(key) for key in keys]) for line in lines}
     if len(setting) != 1:
         sys.exit(f"pool: the logs mix evaluation settings {keys}: {sorted(setting)}")
-    by_policy = {line["policy"]: line["per_seed_reward"] for line in lines}
+    by_label = {line["policy"]: line for line in lines}
     labels = [label for label in args.runs.split(",") if label]
-    missing = [x for x in [*labels, args.bar] if x not in by_policy]
+    missing = [x for x in [*labels, args.bar] if x not in by_label]
     if missing:
         sys.exit(f"pool: no evaluation of {missing} in the logs")
-    result = pooled_gain([by_policy[label] for label in labels], by_policy[args.bar])
+    chosen = [by_label[label] for label in labels]
+    bar = by_label[args.bar]
+    result = pooled_gain(
+        [line["per_seed_reward"] for line in chosen], bar["per_seed_reward"]
+    )
+    shifts: dict[str, Any] | None = None
+    if all("per_seed_slo" in line for line in [*chosen, bar]):
+        shifts = {
+            t: slo_shift([line["per_seed_slo"][t] for line in chosen], per_seed)
+            for t, per_seed in bar["per_seed_slo"].items()
+        }
+    result["slo_shift_points"] = shifts  # None: logs from before per-seed rates
+    result["types_worse"] = [t for t, s in (shifts or {}).items() if s["worse"] is True]
     print(json.dumps({"policies": labels, "bar": args.bar} | result))
     return 0
 
@@ -250,13 +298,16 @@ def summary(
             line |= {"gain_pct": gain[0], "gain_lo": gain[1], "gain_hi": gain[2]}
         for key in ("cost_usd_per_1k", "carbon_g_per_1k", "remote_share"):
             line[key] = float(np.mean([r[key] for r in per_seed]))
+        line["per_seed_slo"] = {}  # for pool's per-type test; None: no such request
         for t in types:
             line[f"p95:{t}"] = float(
                 np.nanmean([r[f"latency_p95_ms:{t}"] for r in per_seed])
             )
-            line[f"slo:{t}"] = float(
-                np.nanmean([r[f"slo_violation_rate:{t}"] for r in per_seed])
-            )
+            rates = [float(r[f"slo_violation_rate:{t}"]) for r in per_seed]
+            line[f"slo:{t}"] = float(np.nanmean(rates))
+            line["per_seed_slo"][t] = [
+                None if math.isnan(v) else round(v, 6) for v in rates
+            ]
         out.append(line)
     return out
 

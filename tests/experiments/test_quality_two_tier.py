@@ -13,6 +13,8 @@ from scripts.benchmarks.quality_two_tier import (
     paired_gain,
     pool,
     pooled_gain,
+    slo_shift,
+    summary,
 )
 
 BAR = [-0.1, -0.2, -1.0, -0.3]
@@ -40,8 +42,13 @@ def test_pooled_gain_averages_training_seeds_and_resamples_them() -> None:
         pooled_gain([[0.0, 0.0]], BAR)
 
 
-def _line(policy: str, rewards: list[float], seeds: str = "5000-5003") -> str:
-    record = {
+def _line(
+    policy: str,
+    rewards: list[float],
+    seeds: str = "5000-5003",
+    slo: dict[str, list[float | None]] | None = None,
+) -> str:
+    record: dict[str, object] = {
         "scenario": "small",
         "regions": ["eu-central"],
         "reward_weights": "balanced",
@@ -52,6 +59,8 @@ def _line(policy: str, rewards: list[float], seeds: str = "5000-5003") -> str:
         "policy": policy,
         "per_seed_reward": rewards,
     }
+    if slo is not None:
+        record["per_seed_slo"] = slo
     return json.dumps(record) + "\n"
 
 
@@ -66,11 +75,73 @@ def test_pool_reads_evaluate_logs_and_refuses_mixed_settings(
     assert pool([str(first), str(second), "--runs", "s0,s1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["policies"] == ["s0", "s1"] and out["gain_pct"] == pytest.approx(15.0)
+    assert out["slo_shift_points"] is None and out["types_worse"] == []  # old logs
     with pytest.raises(SystemExit, match=r"no evaluation of \['s2'\]"):
         pool([str(first), str(second), "--runs", "s0,s2"])
     second.write_text(_line("s1", list(np.add(BAR, 0.08)), seeds="1000-1003"))
     with pytest.raises(SystemExit, match=r"mix evaluation settings"):
         pool([str(first), str(second), "--runs", "s0,s1"])
+
+
+def test_slo_shift_flags_a_type_worse_beyond_its_interval() -> None:
+    bar = [0.010, 0.020, None, 0.004]  # evaluation seed 2 saw no such request
+    worse = slo_shift([[v + 0.01 if v is not None else None for v in bar]] * 3, bar)
+    assert worse["points"] == pytest.approx(1.0) and worse["lo"] == pytest.approx(1.0)
+    assert worse["worse"]
+    mixed = slo_shift([[0.012, 0.018, 0.5, 0.004], [0.008, 0.022, None, 0.005]], bar)
+    assert mixed["lo"] < 0 < mixed["hi"] and not mixed["worse"]  # seed 2 dropped
+    assert mixed["points"] == pytest.approx(100 * 0.001 / 6)
+    assert slo_shift([[None] * 4], bar)["points"] is None
+    assert slo_shift([[0.1, 0.1, 0.1, 0.1]], bar)["worse"] is None  # one run
+    with pytest.raises(ValueError, match=r"one SLO rate per evaluation seed"):
+        slo_shift([[0.0, 0.0]], bar)
+
+
+def test_summary_logs_per_seed_slo_rates_and_pool_tests_each_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def seeds(web: list[float], ana: list[float]) -> list[dict[str, float]]:
+        return [
+            {
+                "mean_reward": -0.1,
+                "cost_usd_per_1k": 0.0,
+                "carbon_g_per_1k": 0.0,
+                "remote_share": 0.0,
+                "latency_p95_ms:web": 10.0,
+                "latency_p95_ms:analytics": 100.0,
+                "slo_violation_rate:web": w,
+                "slo_violation_rate:analytics": a,
+            }
+            for w, a in zip(web, ana, strict=True)
+        ]
+
+    rows = {
+        "bar": seeds([0.01, 0.02, 0.03], [0.0, 0.0, 0.0]),
+        "s0": seeds([0.01, 0.02, 0.03], [0.02, 0.03, float("nan")]),
+        "s1": seeds([0.01, 0.02, 0.03], [0.03, 0.02, 0.01]),
+    }
+    lines = summary(rows, ("web", "analytics"), "bar")
+    assert lines[1]["per_seed_slo"] == {
+        "web": [0.01, 0.02, 0.03],
+        "analytics": [0.02, 0.03, None],
+    }
+    assert lines[1]["slo:analytics"] == pytest.approx(0.025)
+    log = tmp_path / "e.jsonl"
+    log.write_text(
+        "".join(
+            _line(x["policy"], x["per_seed_reward"], slo=x["per_seed_slo"])
+            for x in lines
+        )
+    )
+    assert pool([str(log), "--runs", "s0,s1", "--bar", "bar"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["types_worse"] == ["analytics"]
+    assert out["slo_shift_points"]["web"]["points"] == pytest.approx(0.0)
+    assert out["slo_shift_points"]["analytics"]["points"] == pytest.approx(2.5)
+    assert pool([str(log), "--runs", "s0", "--bar", "bar"]) == 0  # one run
+    out = json.loads(capsys.readouterr().out)
+    assert out["slo_shift_points"]["analytics"]["worse"] is None
+    assert out["types_worse"] == []
 
 
 @pytest.mark.parametrize(
