@@ -346,9 +346,14 @@ def _limits_json(limits: LatencyLimits, names: Sequence[str]) -> dict[str, Any]:
 
 
 def within(stats: dict[str, Any], limits: LatencyLimits) -> bool:
-    """Whether measured ``stats`` keep ``limits`` (every p95 given and SLO misses)."""
+    """Whether measured ``stats`` keep ``limits`` (every p95 given and SLO misses).
+
+    A type with no request in the run (p95 ``inf`` from :func:`pooled`) breaks no
+    limit, as in :meth:`policies.limit_multipliers.Limits.kept_by`.
+    """
+    seen = np.isfinite(stats["p95_s"])
     return bool(
-        np.all(stats["p95_s"] <= limits.p95_s)
+        np.all(~seen | (stats["p95_s"] <= limits.p95_s))
         and stats["pooled_p95_s"] <= limits.pooled_p95_s
         and stats["slo_miss_share"] <= limits.slo_miss_share
     )

@@ -318,6 +318,15 @@ def test_calibrated_multipliers_are_searched_on_tuning_seeds_and_judged_on_other
     }
 
 
+def test_within_ignores_a_type_the_run_never_saw() -> None:
+    limits = LatencyLimits(np.array([0.1, 0.5]), slo_miss_share=0.05)
+    stats = {"p95_s": np.array([0.08, np.inf]), "pooled_p95_s": 0.08}
+    assert carbon_bound.within(stats | {"slo_miss_share": 0.01}, limits)
+    assert not carbon_bound.within(stats | {"slo_miss_share": 0.06}, limits)
+    over = {"p95_s": np.array([0.12, np.inf]), "pooled_p95_s": 0.12}
+    assert not carbon_bound.within(over | {"slo_miss_share": 0.01}, limits)
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
