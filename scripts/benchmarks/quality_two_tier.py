@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -507,21 +508,41 @@ def headroom(argv: Sequence[str]) -> int:
         f"load input {args.load_input}"
     )
     print(markdown(lines, types))
-    if args.out is not None:
-        with args.out.open("a", encoding="utf-8") as handle:
-            for line in lines:
-                record = {
-                    "scenario": args.scenario,
-                    "regions": regions,
-                    "reward_weights": args.reward,  # the line's "reward": its mean
-                    "seeds": args.seeds,
-                    "decisions": args.decisions,
-                    "load_input": args.load_input,
-                    "options": asdict(options),
-                    **line,
-                }
-                handle.write(json.dumps(record) + "\n")
+    append_log(
+        args.out,
+        setting_of(args, regions)
+        | {"load_input": args.load_input, "options": asdict(options)},
+        lines,
+    )
     return 0
+
+
+def setting_of(args: argparse.Namespace, regions: Sequence[str]) -> dict[str, Any]:
+    """What every line of a ``--out`` log shares: where and how it was measured."""
+    return {
+        "scenario": args.scenario,
+        "regions": list(regions),
+        "reward_weights": args.reward,  # a line's "reward" is its mean
+        "seeds": args.seeds,
+        "decisions": args.decisions,
+    }
+
+
+def append_log(
+    path: Path | None, setting: dict[str, Any], lines: Sequence[dict[str, Any]]
+) -> None:
+    """Append one JSON line per policy to ``path`` in a single write.
+
+    The log is append-only (two evaluation processes may share one); one write of
+    the whole batch keeps a crash from leaving half a line.
+    """
+    if path is None:
+        return
+    text = "".join(json.dumps(setting | line) + "\n" for line in lines)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def checkpoint_env(path: str) -> TwoTierEnvConfig:
@@ -625,21 +646,16 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
         f"{'argmax' if args.deterministic else 'sampled'}"
     )
     print(markdown(lines, types))
-    if args.out is not None:
-        with args.out.open("a", encoding="utf-8") as handle:
-            for line in lines:
-                record = {
-                    "scenario": args.scenario,
-                    "regions": regions,
-                    "reward_weights": args.reward,  # the line's "reward": its mean
-                    "seeds": args.seeds,
-                    "decisions": args.decisions,
-                    "deterministic": args.deterministic,
-                    "baseline_load_input": args.load_input,
-                    "checkpoints": args.checkpoints,
-                    **line,
-                }
-                handle.write(json.dumps(record) + "\n")
+    append_log(
+        args.out,
+        setting_of(args, regions)
+        | {
+            "deterministic": args.deterministic,
+            "baseline_load_input": args.load_input,
+            "checkpoints": args.checkpoints,
+        },
+        lines,
+    )
     return 0
 
 

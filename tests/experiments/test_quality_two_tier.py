@@ -10,12 +10,14 @@ import pytest
 
 from scripts.benchmarks.quality_two_tier import (
     checkpoint_env,
+    evaluate_checkpoints,
     paired_gain,
     pool,
     pooled_gain,
     slo_shift,
     summary,
 )
+from tests.serving.helpers import TINY_POLICY, run_config, train_checkpoint
 
 BAR = [-0.1, -0.2, -1.0, -0.3]
 
@@ -159,3 +161,33 @@ def test_checkpoint_env_reads_single_agent_and_federated_metadata(
     assert env.region_id_input is False and env.load_input is True
     bare = checkpoint_env(str(tmp_path / "none.zip"))  # no metadata: the defaults
     assert bare.region_id_input is True and bare.load_input is False
+
+
+def test_evaluate_appends_one_log_that_pool_reads_per_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two evaluate calls (as two processes would) share one log; pool pairs them."""
+    cfg = run_config(
+        "two_tier",
+        two_tier={"learn": "both", "load_input": True},
+        policy={**TINY_POLICY, "network": "two_tier_scorer_fpi_wait"},
+    )
+    path = train_checkpoint(tmp_path / "policy.zip", cfg, seed=1)
+    log = tmp_path / "eval.jsonl"
+    common = ["--scenario", "small", "--regions", "eu-central", "--seeds", "1000-1002"]
+    common += ["--decisions", "300", "--load-input", "--out", str(log)]
+    assert (
+        evaluate_checkpoints([f"c0={path}", "--baselines", "fpi_wait_greedy", *common])
+        == 0
+    )
+    assert evaluate_checkpoints([f"c1={path}", "--baselines=", *common]) == 0
+    capsys.readouterr()
+    lines = [json.loads(text) for text in log.read_text().splitlines()]
+    assert [line["policy"] for line in lines] == ["fpi_wait_greedy", "c0", "c1"]
+    assert all(len(line["per_seed_reward"]) == 3 for line in lines)
+    assert lines[0]["baseline_load_input"] and lines[1]["checkpoints"] == [f"c0={path}"]
+    assert pool([str(log), "--runs", "c0,c1", "--bar", "fpi_wait_greedy"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 2
+    assert set(out["slo_shift_points"]) == set(lines[0]["per_seed_slo"])
+    assert set(lines[0]["per_seed_slo"]) >= {"web", "analytics"}
