@@ -268,3 +268,42 @@ def difference_of_means(
     )
     low, high = result.confidence_interval
     return point, float(low), float(high)
+
+
+def two_way_mean_interval(
+    matrix: Any,
+    reps: int = DEFAULT_REPS,
+    ci_level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean of a ``(n_runs, n_tasks)`` matrix, with runs *and* tasks resampled.
+
+    rliable's stratified bootstrap keeps the tasks fixed (here: the evaluation seeds
+    of a paired comparison): it asks "would another training seed do as well" with
+    these requests. A rare-event rate (an SLO miss share of 0.02 % is a handful of
+    requests) also varies with the requests drawn, so each replicate here draws
+    rows and columns independently with replacement (a two-way, or pigeonhole,
+    bootstrap; Owen 2007), which covers both sources. One run: columns only.
+    Returns (point, low, high); NaN bounds with one run and one task.
+    """
+    scores = np.asarray(matrix, dtype=float)
+    if scores.ndim != 2 or scores.size == 0 or np.isnan(scores).any():
+        raise ValueError(
+            f"matrix: expected a non-empty (runs, tasks) matrix without NaN, "
+            f"got shape {scores.shape}"
+        )
+    if not 0 < ci_level < 1:
+        raise ValueError(f"ci_level: expected a value in (0, 1), got {ci_level}")
+    point = float(scores.mean())
+    runs, tasks = scores.shape
+    if runs == 1 and tasks == 1:
+        return point, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, runs, (reps, runs))
+    cols = rng.integers(0, tasks, (reps, tasks))
+    # mean of scores[rows][:, cols] = mean over the picked rows of the picked columns
+    row_means = scores[:, cols].mean(axis=2).T  # (reps, runs): each row on each draw
+    replicates = np.take_along_axis(row_means, rows, axis=1).mean(axis=1)
+    tail = 100 * (1 - ci_level) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return point, float(low), float(high)

@@ -40,6 +40,18 @@ def test_pooled_gain_averages_training_seeds_and_resamples_them() -> None:
     assert result["gain_lo"] < result["gain_pct"] < result["gain_hi"]
     assert result["gain_lo"] >= -10.0 and result["gain_hi"] <= 20.0
     assert result["runs"] == 3 and result["runs_above_bar"] == 2
+    request_noise = (0.1, -0.1, 0.05, -0.05)  # per evaluation seed, mean 0
+    noisy = pooled_gain(
+        [
+            [b + d + e for b, e in zip(BAR, request_noise, strict=True)]
+            for d in (0.04, 0.08, -0.04)
+        ],
+        BAR,
+    )
+    assert noisy["gain_pct"] == pytest.approx(result["gain_pct"])
+    assert noisy["gain_lo"] == pytest.approx(result["gain_lo"])  # runs alone: same
+    assert noisy["gain_lo_both"] < noisy["gain_lo"] - 5  # the requests vary too
+    assert noisy["gain_hi_both"] > noisy["gain_hi"] + 5
     with pytest.raises(ValueError, match=r"one reward per evaluation seed"):
         pooled_gain([[0.0, 0.0]], BAR)
 
@@ -94,7 +106,10 @@ def test_slo_shift_flags_a_type_worse_beyond_its_interval() -> None:
     assert mixed["lo"] < 0 < mixed["hi"] and not mixed["worse"]  # seed 2 dropped
     assert mixed["points"] == pytest.approx(100 * 0.001 / 6)
     assert slo_shift([[None] * 4], bar)["points"] is None
-    assert slo_shift([[0.1, 0.1, 0.1, 0.1]], bar)["worse"] is None  # one run
+    one = slo_shift([[0.011, 0.021, None, 0.0045]], bar)  # one run: requests resampled
+    assert one["worse"] and one["lo_runs"] is None
+    level = slo_shift([[0.012, 0.018, None, 0.004]], bar)  # +0.2, -0.2, 0 points
+    assert level["lo"] < 0 < level["hi"] and not level["worse"]
     with pytest.raises(ValueError, match=r"one SLO rate per evaluation seed"):
         slo_shift([[0.0, 0.0]], bar)
 
@@ -142,8 +157,8 @@ def test_summary_logs_per_seed_slo_rates_and_pool_tests_each_type(
     assert out["slo_shift_points"]["analytics"]["points"] == pytest.approx(2.5)
     assert pool([str(log), "--runs", "s0", "--bar", "bar"]) == 0  # one run
     out = json.loads(capsys.readouterr().out)
-    assert out["slo_shift_points"]["analytics"]["worse"] is None
-    assert out["types_worse"] == []
+    assert out["slo_shift_points"]["analytics"]["lo_runs"] is None
+    assert out["types_worse"] == ["analytics"]  # +2 and +3 points on its seeds
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from policies.stats import (
     iqm,
     normalised,
     probability_of_improvement,
+    two_way_mean_interval,
 )
 
 
@@ -101,3 +102,46 @@ def test_bad_input_names_the_field() -> None:
         interval_estimates({"a": np.zeros((2, 2))}, estimators=["median"])
     with pytest.raises(ValueError, match="reference: expected one of"):
         probability_of_improvement({"a": np.zeros((2, 2))}, reference="b")
+
+
+def test_two_way_interval_is_the_bootstrap_of_rows_and_columns_drawn_apart() -> None:
+    scores = np.arange(12.0).reshape(3, 4) ** 1.5
+    point, low, high = two_way_mean_interval(scores, reps=300, seed=7)
+    rng = np.random.default_rng(7)
+    rows, cols = rng.integers(0, 3, (300, 3)), rng.integers(0, 4, (300, 4))
+    by_hand = [scores[np.ix_(r, c)].mean() for r, c in zip(rows, cols, strict=True)]
+    assert point == pytest.approx(scores.mean())
+    assert (low, high) == pytest.approx(tuple(np.percentile(by_hand, [2.5, 97.5])))
+
+
+def test_two_way_interval_covers_where_a_runs_only_interval_does_not() -> None:
+    """Scores = run effect + task effect + noise, tasks as variable as runs.
+
+    The true mean is 0. Resampling runs alone treats the tasks as fixed and misses
+    it in most experiments; resampling both covers it near the stated 95 % (a
+    percentile bootstrap over 10 runs is a little narrow: 94 of 100 here).
+    """
+    rng = np.random.default_rng(3)
+    two_way = runs_only = 0
+    for _ in range(100):
+        matrix = (
+            rng.normal(size=(10, 1))
+            + rng.normal(size=(1, 16))
+            + rng.normal(size=(10, 16))
+        )
+        _, low, high = two_way_mean_interval(matrix, reps=500)
+        two_way += low <= 0.0 <= high
+        (est,) = interval_estimates({"a": matrix}, ("mean",), reps=500)
+        runs_only += est.ci_low <= 0.0 <= est.ci_high
+    assert two_way >= 88
+    assert runs_only <= 60
+
+
+def test_two_way_interval_with_one_run_resamples_tasks_and_refuses_bad_input() -> None:
+    _, low, high = two_way_mean_interval([[0.0, 1.0, 2.0, 3.0]], reps=200)
+    assert low < 1.5 < high
+    assert all(np.isnan(two_way_mean_interval([[2.0]])[1:]))
+    with pytest.raises(ValueError, match=r"matrix: expected a non-empty"):
+        two_way_mean_interval([[0.0, np.nan]])
+    with pytest.raises(ValueError, match=r"ci_level"):
+        two_way_mean_interval([[0.0, 1.0]], ci_level=1.0)
