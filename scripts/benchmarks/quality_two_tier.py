@@ -264,14 +264,9 @@ def pool(argv: Sequence[str]) -> int:
         for text in log.read_text(encoding="utf-8").splitlines()
         if text.strip()
     ]
-    keys: tuple[str, ...] = (
-        "scenario",
-        "regions",
-        "reward_weights",
-        "seeds",
-        "decisions",
-    )
-    keys += ("deterministic",)
+    keys = (
+        "scenario", "regions", "reward_weights", "seeds", "decisions", "deterministic",
+    )  # fmt: skip
     setting = {json.dumps([line.get(key) for key in keys]) for line in lines}
     if len(setting) != 1:
         sys.exit(f"pool: the logs mix evaluation settings {keys}: {sorted(setting)}")
