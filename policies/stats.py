@@ -294,6 +294,8 @@ def two_way_mean_interval(
         )
     if not 0 < ci_level < 1:
         raise ValueError(f"ci_level: expected a value in (0, 1), got {ci_level}")
+    if reps < 1:
+        raise ValueError(f"reps: expected >= 1, got {reps}")
     point = float(scores.mean())
     runs, tasks = scores.shape
     if runs == 1 and tasks == 1:

@@ -145,3 +145,5 @@ def test_two_way_interval_with_one_run_resamples_tasks_and_refuses_bad_input() -
         two_way_mean_interval([[0.0, np.nan]])
     with pytest.raises(ValueError, match=r"ci_level"):
         two_way_mean_interval([[0.0, 1.0]], ci_level=1.0)
+    with pytest.raises(ValueError, match="reps"):
+        two_way_mean_interval([[0.0, 1.0]], reps=0)
