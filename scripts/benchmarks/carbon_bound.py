@@ -345,18 +345,28 @@ def _limits_json(limits: LatencyLimits, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def measured_of(stats: dict[str, Any]) -> Measured:
+    """A pooled run's figures (:func:`pooled`) as the limit rule reads them."""
+    return Measured(
+        stats["p95_s"],
+        stats["pooled_p95_s"],
+        stats["slo_miss_share"],
+        stats.get(EXPECTED, math.nan),
+    )
+
+
+def limits_of(limits: LatencyLimits) -> Limits:
+    """The program's limits as the calibration search keeps them."""
+    return Limits(limits.p95_s, limits.pooled_p95_s, limits.slo_miss_share)
+
+
 def within(stats: dict[str, Any], limits: LatencyLimits) -> bool:
     """Whether measured ``stats`` keep ``limits`` (every p95 given and SLO misses).
 
-    A type with no request in the run (p95 ``inf`` from :func:`pooled`) breaks no
-    limit, as in :meth:`policies.limit_multipliers.Limits.kept_by`.
+    One rule with the calibration search (:meth:`Limits.kept_by`): a type with no
+    request in the run (p95 ``inf`` from :func:`pooled`) breaks no limit.
     """
-    seen = np.isfinite(stats["p95_s"])
-    return bool(
-        np.all(~seen | (stats["p95_s"] <= limits.p95_s))
-        and stats["pooled_p95_s"] <= limits.pooled_p95_s
-        and stats["slo_miss_share"] <= limits.slo_miss_share
-    )
+    return limits_of(limits).kept_by(measured_of(stats))
 
 
 @dataclass(frozen=True)
@@ -502,7 +512,7 @@ def calibrated(
         args.slo_points,
         args.pooled,
     )
-    limits = Limits(tuned.p95_s, tuned.pooled_p95_s, tuned.slo_miss_share)
+    limits = limits_of(tuned)
     extra: dict[str, Any] = {}
     runner: Runner = partial(limit_aware, setting)
     if args.calibrate_rule == "oracle":
@@ -524,13 +534,7 @@ def calibrated(
         extra = {"price_unit_g_per_request": unit, "slo_price_g": slo_price}
 
     def measure(weights: np.ndarray) -> Measured:
-        stats = pooled(runner(weights, tuned, tuning), setting.world)
-        run = Measured(
-            stats["p95_s"],
-            stats["pooled_p95_s"],
-            stats["slo_miss_share"],
-            stats[EXPECTED],
-        )
+        run = measured_of(pooled(runner(weights, tuned, tuning), setting.world))
         print(  # progress: a step takes about a minute on default
             f"calibration: multipliers {np.round(weights, 2).tolist()}, p95 / limit "
             f"{np.round(limits.excess(run), 3).tolist()}",
