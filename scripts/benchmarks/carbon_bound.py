@@ -345,13 +345,13 @@ def _limits_json(limits: LatencyLimits, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def measured_of(stats: dict[str, Any]) -> Measured:
-    """A pooled run's figures (:func:`pooled`) as the limit rule reads them."""
+def measured_of(stats: dict[str, Any], objective: float = math.nan) -> Measured:
+    """A pooled run's figures (:func:`pooled`) as the limit rule reads them.
+
+    ``objective``: what a calibration search minimises (unused by the limit check).
+    """
     return Measured(
-        stats["p95_s"],
-        stats["pooled_p95_s"],
-        stats["slo_miss_share"],
-        stats.get(EXPECTED, math.nan),
+        stats["p95_s"], stats["pooled_p95_s"], stats["slo_miss_share"], objective
     )
 
 
@@ -534,7 +534,8 @@ def calibrated(
         extra = {"price_unit_g_per_request": unit, "slo_price_g": slo_price}
 
     def measure(weights: np.ndarray) -> Measured:
-        run = measured_of(pooled(runner(weights, tuned, tuning), setting.world))
+        stats = pooled(runner(weights, tuned, tuning), setting.world)
+        run = measured_of(stats, stats[EXPECTED])
         print(  # progress: a step takes about a minute on default
             f"calibration: multipliers {np.round(weights, 2).tolist()}, p95 / limit "
             f"{np.round(limits.excess(run), 3).tolist()}",
