@@ -6,7 +6,7 @@ the world they act on is :class:`envs.config.ScenarioConfig`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -23,12 +23,14 @@ class RewardConfig:
     """Weights of the normalised reward terms (all >= 0).
 
     reward = -(latency * L/SLO + queueing * W/SLO + slo_violation * [L > SLO]
-               + cost * C/C_ref + carbon * G/G_ref)
+               + cost * C/C_ref + carbon * G/G_ref
+               + limit_exceeded[k] * [L > limit_s[k]])
 
     with L the end-to-end latency, W the queueing wait, C the cost (compute + egress)
     and G the carbon of the request. ``C_ref`` is the type's mean compute cost over all
     capable nodes plus its mean egress cost over all pairs of distinct regions;
-    ``G_ref`` its mean energy times the scenario's mean carbon intensity.
+    ``G_ref`` its mean energy times the scenario's mean carbon intensity; ``k`` the
+    request's type.
     """
 
     latency: float = 1.0
@@ -39,6 +41,14 @@ class RewardConfig:
     term_cap: float = 10.0
     """Each normalised term is capped here (a request 50x over its SLO is not 50x
     worse for learning; ``info`` keeps the raw values)."""
+    limit_s: dict[str, float] = field(default_factory=dict)
+    """Per request type (by name), a latency limit in seconds besides its SLO, e.g.
+    a p95 target. With ``limit_exceeded`` it prices the chance of exceeding it: the
+    Lagrangian of per-type tail limits (issue 15, goal 2), where ``limit_exceeded``
+    holds the multipliers. Types left out have none."""
+    limit_exceeded: dict[str, float] = field(default_factory=dict)
+    """Per request type (by name), reward units a request pays when its latency
+    exceeds its type's ``limit_s``; every named type needs a limit."""
 
 
 @dataclass

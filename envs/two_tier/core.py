@@ -199,6 +199,45 @@ def _heuristic(name: str, table: dict[str, int], field: str) -> int:
     return table[name]
 
 
+def limit_terms(
+    reward: RewardConfig, type_names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-type latency limits (s; ``inf``: none) and the prices of exceeding them.
+
+    ``[K]`` arrays in the scenario's type order, from the reward's mappings keyed by
+    type name; each entry checked, so a typo names its field.
+    """
+    limits = np.full(len(type_names), np.inf)
+    weights = np.zeros(len(type_names))
+    for field, mapping, target in (
+        ("limit_s", reward.limit_s, limits),
+        ("limit_exceeded", reward.limit_exceeded, weights),
+    ):
+        for name, value in dict(mapping).items():
+            if name not in type_names:
+                raise ConfigError(
+                    f"reward.{field}",
+                    f"request types of the scenario ({', '.join(type_names)})",
+                    name,
+                )
+            value = float(value)
+            positive = value > 0 if field == "limit_s" else value >= 0
+            if not (positive and math.isfinite(value)):
+                raise ConfigError(
+                    f"reward.{field}.{name}",
+                    f"a finite number {'> 0' if field == 'limit_s' else '>= 0'}",
+                    value,
+                )
+            target[type_names.index(name)] = value
+    unpriced = [n for n in reward.limit_exceeded if n not in reward.limit_s]
+    if unpriced:
+        raise ConfigError(
+            f"reward.limit_s.{unpriced[0]}",
+            "a latency limit (s) for every type reward.limit_exceeded prices",
+        )
+    return limits, weights
+
+
 class TwoTierCore:
     """B independent two-tier scheduling environments of one scenario.
 
@@ -291,7 +330,11 @@ class TwoTierCore:
                 )
         if cfg.obs_clip <= 0:
             raise ConfigError("env.obs_clip", f"a positive number, got {cfg.obs_clip}")
-        params = np.zeros(K.N_PARAMS)
+        self.limit_s, self.limit_weights = limit_terms(w, world.type_names)
+        """Per type: the reward's latency limit (s; ``inf``: none) and its price."""
+        params = np.zeros(K.N_PARAMS + 2 * world.n_types)
+        params[K.P_LIMITS : K.P_LIMITS + world.n_types] = self.limit_s
+        params[K.P_LIMITS + world.n_types :] = self.limit_weights
         params[K.P_SAT_WAIT] = parse_duration(
             cfg.saturation_wait, "env.saturation_wait"
         )

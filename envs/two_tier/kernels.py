@@ -105,6 +105,9 @@ P_WARMUP, P_CLIP, P_INVALID_PENALTY, P_TERM_CAP = 7, 8, 9, 10
 # The weighted heuristic's ``scoring`` vector (``heuristics.scoring_params``).
 P_SCORING = 11
 N_PARAMS = P_SCORING + N_SCORING
+"""Fixed parameters; ``K`` per-type latency limits (s) then their weights follow
+(``P_LIMITS``: :attr:`RewardConfig.limit_s`, ``limit_exceeded``)."""
+P_LIMITS = N_PARAMS
 # Integer parameters (``iparams``).
 IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
 IP_OFF_TYPE, IP_OFF_SCALAR, IP_OFF_ORIGIN, IP_OFF_REGION, IP_OFF_NODE = 6, 7, 8, 9, 10
@@ -520,12 +523,15 @@ def _account(
     energy = service * node_f[n, NODE_WATTS_BUSY_CORE]
     carbon = energy / 3.6e6 * intensity
     cap = params[P_TERM_CAP]
+    n_types = type_f.shape[0]
+    over_limit = 1.0 if latency > params[P_LIMITS + k] else 0.0
     reward = -(
         params[P_W_LAT] * min(latency / slo, cap)
         + params[P_W_QUEUE] * min(wait / slo, cap)
         + params[P_W_SLO] * violated
         + params[P_W_COST] * min(cost / type_f[k, TYPE_COST_REF], cap)
         + params[P_W_CARBON] * min(carbon / type_f[k, TYPE_CARBON_REF], cap)
+        + params[P_LIMITS + n_types + k] * over_limit
     )
     comps[b, C_PLACED] = 1.0
     comps[b, C_LATENCY] = latency

@@ -244,6 +244,11 @@ class TwoTierScorer(nn.Module):
         rho_max: cap of a region's load in the externality (its value diverges at 1).
         lb_wait: the LB prior reads each region's wait from its best completion
             (:func:`lb_view`); off in checkpoints saved before it existed.
+        limit_s: ``[K]`` per-type latency limits the reward prices (seconds; ``inf``
+            or ``None``: none), with ``limit_weights`` ``[K]`` reward units per
+            exceedance: the prior adds each row's priced chance of exceeding its
+            type's limit (:func:`limit_exceedance`), the expected value of the
+            reward's ``limit_exceeded`` term.
     """
 
     inv_mean_service: torch.Tensor
@@ -253,6 +258,8 @@ class TwoTierScorer(nn.Module):
     lb_inv_mean_service: torch.Tensor
     lb_inv_cores: torch.Tensor
     lb_exec_s: torch.Tensor
+    limits_s: torch.Tensor | None
+    limit_weights: torch.Tensor | None
 
     def __init__(
         self,
@@ -265,6 +272,8 @@ class TwoTierScorer(nn.Module):
         externality: dict[str, Any] | None = None,
         rho_max: float = 0.95,
         lb_wait: bool = False,
+        limit_s: list[float] | None = None,
+        limit_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         if len(scoring) != N_SCORING:
@@ -295,6 +304,23 @@ class TwoTierScorer(nn.Module):
                 "lb_wait: the LB reading needs the externality tables (lb_exec_s), "
                 "got none"
             )
+        priced = limit_weights is not None and any(w > 0 for w in limit_weights)
+        limits = np.minimum(np.asarray(limit_s, dtype=float), NO_LIMIT_S)
+        weights = np.asarray(limit_weights, dtype=float)
+        if priced and (
+            limits.shape != (layout.n_types,) or weights.shape != limits.shape
+        ):
+            raise ValueError(
+                f"limit_s, limit_weights: expected {layout.n_types} values each "
+                f"(one per request type), got {limit_s} and {limit_weights}"
+            )
+        self.register_buffer(
+            "limits_s", torch.as_tensor(limits, dtype=torch.float32) if priced else None
+        )
+        self.register_buffer(
+            "limit_weights",
+            torch.as_tensor(weights, dtype=torch.float32) if priced else None,
+        )
         self.prior = greedy_scale > 0
         self.log_beta = nn.Parameter(
             torch.tensor(math.log(greedy_scale) if self.prior else 0.0),
@@ -305,7 +331,8 @@ class TwoTierScorer(nn.Module):
         """Prior score of every region ``[B, R]`` and node ``[B, N_max]``.
 
         The weighted heuristic's expected penalty, plus the FPI externality when the
-        scorer has its tables.
+        scorer has its tables, plus the priced chance of exceeding the type's latency
+        limit when the reward prices one.
         """
         lay = self.layout
         with torch.no_grad():
@@ -343,6 +370,12 @@ class TwoTierScorer(nn.Module):
                 region_ext, node_ext = fpi_externality(self, obs, regions, nodes, wait)
                 region_pen = region_pen + region_ext
                 node_pen = node_pen + node_ext
+            if self.limits_s is not None and self.limit_weights is not None:
+                region_tail, node_tail = limit_exceedance(self, obs, self.limits_s)
+                kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types]
+                weight = (kinds @ self.limit_weights)[:, None]  # the row's type's
+                region_pen = region_pen + weight * region_tail
+                node_pen = node_pen + weight * node_tail
         return region_pen, node_pen
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -417,6 +450,8 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
         externality: dict[str, Any] | None = None,
         rho_max: float = 0.95,
         lb_wait: bool = False,
+        limit_s: list[float] | None = None,
+        limit_weights: list[float] | None = None,
         net_arch: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -447,6 +482,10 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             "externality": externality,
             "rho_max": float(rho_max),
             "lb_wait": bool(lb_wait),
+            "limit_s": None if limit_s is None else [float(v) for v in limit_s],
+            "limit_weights": (
+                None if limit_weights is None else [float(v) for v in limit_weights]
+            ),
         }
         critic = list(net_arch["vf"]) if isinstance(net_arch, dict) else [64, 64]
         super().__init__(
@@ -470,6 +509,8 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
             kw["externality"],
             float(kw["rho_max"]),
             bool(kw["lb_wait"]),
+            kw.get("limit_s"),
+            kw.get("limit_weights"),
         )
         self.optimizer = self.optimizer_class(  # again: the actor was replaced
             self.parameters(),
@@ -518,6 +559,8 @@ def _spec(
         "greedy_scale": greedy_scale,
         "externality": tables,
         "lb_wait": lb_wait,
+        "limit_s": [float(min(v, NO_LIMIT_S)) for v in core.limit_s],
+        "limit_weights": [float(v) for v in core.limit_weights],
         "net_arch": {"pi": [], "vf": list(cfg.net_arch)},
         "activation_fn": ACTIVATIONS[cfg.activation],
     }
@@ -607,7 +650,10 @@ class FpiGreedyPolicy:
     With ``latency_limits_s`` it also prices ``limit_weight`` reward units on the
     probability of exceeding each type's limit (:func:`limit_exceedance`): the
     Lagrangian of per-type p95 limits, a probe of what a myopic rule that knows the
-    limits can save within them (issue 15, goal 2), not a tier of its own.
+    limits can save within them (issue 15, goal 2), not a tier of its own. Without
+    them it prices the core's own reward limits (``reward.limit_s``,
+    ``limit_exceeded``), as it reads the core's other weights: the rule a learner of
+    that reward starts from.
 
     ``lb_wait`` gives ``fpi_wait_greedy``: the LB phase reads each region's wait from
     its best completion (:func:`lb_view`) instead of taking it all as service.
@@ -633,6 +679,25 @@ class FpiGreedyPolicy:
         lb_wait: bool = False,
     ) -> None:
         lay = core.layout
+        limits = np.asarray(core.limit_s, dtype=float)
+        weights = np.asarray(core.limit_weights, dtype=float)
+        if latency_limits_s is not None:
+            limits = np.asarray(latency_limits_s, dtype=float)
+            if limits.shape != (lay.n_types,) or not np.all(limits > 0):
+                raise ValueError(
+                    f"latency_limits_s: expected {lay.n_types} positive seconds "
+                    f"(one per request type, inf for none), got {limits.tolist()}"
+                )
+            weights = np.asarray(limit_weight, dtype=float)
+            if weights.ndim == 0:
+                weights = np.full(lay.n_types, float(weights))
+            if weights.shape != (lay.n_types,) or not (
+                np.all(np.isfinite(weights)) and np.all(weights >= 0)
+            ):
+                raise ValueError(
+                    "limit_weight: expected a finite weight >= 0 or "
+                    f"{lay.n_types} of them (one per request type), got {limit_weight}"
+                )
         self.scorer = TwoTierScorer(
             lay,
             max(lay.n_regions, lay.max_nodes),
@@ -643,28 +708,9 @@ class FpiGreedyPolicy:
             externality_tables(core.world, lay.max_nodes).as_lists(),
             rho_max,
             lb_wait,
+            [float(v) for v in limits],
+            [float(v) for v in weights],
         )
-        self.limits_s: torch.Tensor | None = None
-        weights = np.asarray(limit_weight, dtype=float)
-        if weights.ndim == 0:
-            weights = np.full(lay.n_types, float(weights))
-        self.limit_weights = torch.as_tensor(weights, dtype=torch.float32)
-        if latency_limits_s is not None:
-            limits = np.asarray(latency_limits_s, dtype=float)
-            if limits.shape != (lay.n_types,) or not np.all(limits > 0):
-                raise ValueError(
-                    f"latency_limits_s: expected {lay.n_types} positive seconds "
-                    f"(one per request type, inf for none), got {limits.tolist()}"
-                )
-            limits = np.minimum(limits, NO_LIMIT_S)  # inf x a 0 one-hot entry: nan
-            if weights.shape != (lay.n_types,) or not (
-                np.all(np.isfinite(weights)) and np.all(weights >= 0)
-            ):
-                raise ValueError(
-                    "limit_weight: expected a finite weight >= 0 or "
-                    f"{lay.n_types} of them (one per request type), got {limit_weight}"
-                )
-            self.limits_s = torch.as_tensor(limits, dtype=torch.float32)
 
     def scores(
         self, observation: np.ndarray, action_masks: np.ndarray | None = None
@@ -674,14 +720,6 @@ class FpiGreedyPolicy:
         lay = self.scorer.layout
         with torch.no_grad():
             region_pen, node_pen = self.scorer.penalties(obs)
-            if self.limits_s is not None:
-                region_tail, node_tail = limit_exceedance(
-                    self.scorer, obs, self.limits_s
-                )
-                kinds = obs[:, lay.type_offset : lay.type_offset + lay.n_types]
-                weight = (kinds @ self.limit_weights)[:, None]  # the row's type's
-                region_pen = region_pen + weight * region_tail
-                node_pen = node_pen + weight * node_tail
         regions = obs[:, lay.region_offset : lay.node_offset].reshape(
             -1, lay.n_regions, REGION_FEATURES
         )

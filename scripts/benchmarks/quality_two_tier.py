@@ -452,7 +452,15 @@ def parse_reward(text: str) -> RewardConfig:
     if text in presets:
         return presets[text]
     values = [float(v) for v in text.split(",")]
-    return RewardConfig(*values)
+    names = ("latency", "queueing", "slo_violation", "cost", "carbon", "term_cap")
+    if not 5 <= len(values) <= len(names):
+        raise ValueError(
+            f"--reward: expected a preset ({', '.join(presets)}) or 5-6 numbers "
+            f"({','.join(names)}), got {text!r}"
+        )
+    latency, queueing, slo, cost, carbon = values[:5]
+    cap = values[5] if len(values) > 5 else RewardConfig.term_cap
+    return RewardConfig(latency, queueing, slo, cost, carbon, term_cap=cap)
 
 
 def headroom(argv: Sequence[str]) -> int:

@@ -294,4 +294,6 @@ def test_weighted_needs_the_runs_scoring() -> None:
     with pytest.raises(ValueError, match="scoring: expected 7 values"):
         TwoTierHeuristicPolicy(core.layout, "weighted", "weighted", scoring=np.ones(3))
     assert "weighted" in LB_HEURISTICS and "weighted" in SCHEDULER_HEURISTICS
-    np.testing.assert_array_equal(core._world[9][K.P_SCORING :], core.scoring)
+    np.testing.assert_array_equal(
+        core._world[9][K.P_SCORING : K.N_PARAMS], core.scoring
+    )

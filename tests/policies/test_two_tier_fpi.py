@@ -370,7 +370,7 @@ def test_limit_exceedance_is_the_chance_of_missing_each_types_limit() -> None:
     for _ in range(40):
         obs = core.obs.copy()
         region_tail, node_tail = limit_exceedance(
-            rule.scorer, torch.as_tensor(obs), rule.limits_s
+            rule.scorer, torch.as_tensor(obs), rule.scorer.limits_s
         )
         for b in range(core.num_envs):
             k = int(np.argmax(obs[b, lay.type_offset : lay.type_offset + lay.n_types]))
