@@ -187,11 +187,17 @@ def _decode(key: str, tp: Any, value: Any, context: str) -> Any:
     if _scalar_list(tp) and not value.lstrip().startswith("["):
         return [item.strip() for item in value.split(",") if item.strip()]
     try:
-        return json.loads(value)
+        decoded = json.loads(value)
     except json.JSONDecodeError as err:
         raise ValueError(
             f"{context} {key}: expected JSON text, got {value!r} ({err.msg})"
         ) from None
+    container = typing.get_origin(tp)
+    if container is dict and not isinstance(decoded, dict):
+        raise ValueError(f"{context} {key}: expected a JSON object, got {value!r}")
+    if container in (list, tuple) and not isinstance(decoded, list):
+        raise ValueError(f"{context} {key}: expected a JSON array, got {value!r}")
+    return decoded
 
 
 def from_scenario(key: str) -> bool:

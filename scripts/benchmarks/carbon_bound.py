@@ -78,6 +78,7 @@ from policies.limit_multipliers import Limits, Measured, calibrate
 from scripts.benchmarks.quality_two_tier import (
     Run,
     checkpoint_env,
+    checkpoint_reward,
     parse_reward,
     parse_seeds,
     simulate,
@@ -155,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="1000-1002")
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--reward", default="carbon", help="weights the policies read")
+    parser.add_argument(
+        "--reward-from",
+        metavar="PATH",
+        default="",
+        help="the policies read the reward this checkpoint trained with instead "
+        "(its weights and priced limits: reward.limit_s, limit_exceeded)",
+    )
     parser.add_argument(
         "--policies", default="", help="heuristics placed against the bound (commas)"
     )
@@ -297,6 +305,17 @@ def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
         parser.error(f"--limit-weights: weights >= 0, got {args.limit_weights!r}")
     _check_calibration(parser, args)
     return factors
+
+
+def _reward(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RewardConfig:
+    """The reward the policies read: ``--reward``'s, or a checkpoint's own."""
+    option = "--reward-from" if args.reward_from else "--reward"
+    try:
+        if args.reward_from:
+            return checkpoint_reward(args.reward_from)
+        return parse_reward(args.reward)
+    except (OSError, ValueError) as exc:
+        parser.error(f"{option}: {exc}")
 
 
 def _numbers(
@@ -607,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     env = TwoTierEnvConfig(load_input=args.load_input)
-    reward = parse_reward(args.reward)
+    reward = _reward(parser, args)
     seeds = parse_seeds(args.seeds)
 
     def measure(name: str) -> list[Run]:

@@ -587,6 +587,36 @@ def checkpoint_env(path: str) -> TwoTierEnvConfig:
     )
 
 
+def checkpoint_reward(path: str) -> RewardConfig:
+    """The reward a checkpoint was trained with: its weights and priced limits.
+
+    From a single-agent run's nested config or a federation's flattened one
+    (``reward.*`` keys); what a rule beside it reads to decide for the same reward.
+    """
+    from omegaconf import OmegaConf
+
+    from conf.flat import SCENARIO_NAME, from_flat
+    from policies.checkpoint import load_metadata
+
+    config = load_metadata(path).get("config", {})
+    context = f"{path}: run config"
+    if "reward" in config:
+        try:
+            merged = OmegaConf.merge(
+                OmegaConf.structured(RewardConfig), config["reward"]
+            )
+        except Exception as err:  # OmegaConf's errors name the key
+            raise ValueError(f"{context}: {' '.join(str(err).split())}") from err
+        reward = OmegaConf.to_object(merged)
+        assert isinstance(reward, RewardConfig)
+        return reward
+    flat = {key: value for key, value in config.items() if key.startswith("reward.")}
+    if not flat or SCENARIO_NAME not in config:
+        raise ValueError(f"{context}: no reward keys (reward.*) to read")
+    flat[SCENARIO_NAME] = config[SCENARIO_NAME]  # the parser needs a world
+    return from_flat(flat, context).reward
+
+
 def evaluate_checkpoints(argv: Sequence[str]) -> int:
     """``evaluate``: checkpoints and baselines on the same seeds, one table."""
     from policies.checkpoint import load_checkpoint

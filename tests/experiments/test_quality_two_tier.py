@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conf.flat import to_flat
+from envs import RewardConfig
+from fl_server.config import compose
 from scripts.benchmarks.quality_two_tier import (
     checkpoint_env,
+    checkpoint_reward,
     evaluate_checkpoints,
     paired_gain,
     pool,
@@ -176,6 +181,39 @@ def test_checkpoint_env_reads_single_agent_and_federated_metadata(
     assert env.region_id_input is False and env.load_input is True
     bare = checkpoint_env(str(tmp_path / "none.zip"))  # no metadata: the defaults
     assert bare.region_id_input is True and bare.load_input is False
+
+
+LIMITED = RewardConfig(
+    1.0,
+    0.0,
+    1.0,
+    0.1,
+    2.0,
+    limit_s={"analytics": 0.9},
+    limit_exceeded={"analytics": 30.0},
+)
+
+
+@pytest.mark.parametrize("form", ["single-agent", "federation"])
+def test_checkpoint_reward_reads_the_weights_and_priced_limits(
+    tmp_path: Path, form: str
+) -> None:
+    """The reward a rule beside a checkpoint reads is the one it trained with."""
+    run = compose()
+    run.reward = LIMITED
+    flat = to_flat(run)
+    config = (
+        {"reward": asdict(LIMITED), "two_tier": {}} if form == "single-agent" else flat
+    )
+    (tmp_path / "policy.json").write_text(json.dumps({"config": config}))
+    assert checkpoint_reward(str(tmp_path / "policy.zip")) == LIMITED
+    (tmp_path / "bad.json").write_text(
+        json.dumps({"config": {**flat, "reward.limit-s": "[0.9]"}})
+    )
+    with pytest.raises(ValueError, match=r"reward\.limit-s"):
+        checkpoint_reward(str(tmp_path / "bad.zip"))
+    with pytest.raises(ValueError, match="no reward keys"):
+        checkpoint_reward(str(tmp_path / "none.zip"))
 
 
 def test_evaluate_appends_one_log_that_pool_reads_per_type(
