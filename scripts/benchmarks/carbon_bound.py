@@ -173,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LABEL=PATH",
         help="a trained policy placed against the bound (repeatable)",
     )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="checkpoints decide by argmax, as the policy server does (default: "
+        "sampled)",
+    )
     parser.add_argument("--load-input", action="store_true")
     parser.add_argument(
         "--lb-wait",
@@ -642,7 +648,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, trained = load_checkpoint(path), checkpoint_env(path)
         common = (reward, trained, seeds, args.decisions)
         return [
-            simulate(label, args.scenario, r, *common, policy=model) for r in regions
+            simulate(
+                label,
+                args.scenario,
+                r,
+                *common,
+                policy=model,
+                deterministic=args.deterministic,
+            )
+            for r in regions
         ]
 
     reference_runs = measure(REFERENCE)
@@ -765,6 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": seeds,
         "decisions": args.decisions,
         "lb_wait": args.lb_wait,
+        "deterministic": args.deterministic,
         "cells": len(cells),
         "requests": reference["requests"],
         "latency_greedy": _figures(reference, names),

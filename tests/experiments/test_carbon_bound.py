@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from envs import TwoTierEnvConfig
+from envs import RewardConfig, TwoTierEnvConfig
 from envs.scenario import (
     HOUR_CARBON,
     NODE_ACCESS_RTT_S,
@@ -29,7 +30,12 @@ from envs.two_tier.carbon_bound import (
 )
 from policies.checkpoint import load_checkpoint
 from scripts.benchmarks import carbon_bound
-from scripts.benchmarks.quality_two_tier import checkpoint_env, parse_reward, simulate
+from scripts.benchmarks.quality_two_tier import (
+    checkpoint_env,
+    checkpoint_reward,
+    parse_reward,
+    simulate,
+)
 from tests.serving.helpers import TINY_POLICY, run_config, train_checkpoint
 
 WORLD = compile_scenario(load_scenario("small"))
@@ -348,6 +354,8 @@ def test_within_ignores_a_type_the_run_never_saw() -> None:
         (["--oracle-scales", "1,-1"], "--oracle-scales"),
         (["--oracle-scales", "nan"], "--oracle-scales"),
         (["--calibrate-rule", "oracle"], "--calibrate-rule"),  # no --calibrate
+        (["--reward-from", "/no/such/policy.zip"], "--reward-from"),
+        (["--reward", "1,0,1"], "--reward"),
         (  # the goal's limits below the floor: the bound has no prices
             f"--oracle-scales 1 --regions {REGION} --seeds 1000 --decisions 300 "
             "--p95-factors inf --p95-factor 0.3".split(),
@@ -403,6 +411,58 @@ def test_a_checkpoint_is_placed_against_the_bound_under_its_label(
     )  # fmt: skip
     stats = carbon_bound.pooled([direct], WORLD)
     assert row["carbon_g_per_1k"] == pytest.approx(stats["carbon_g_per_1k"], 1e-5)
+
+
+def test_rules_beside_a_checkpoint_read_its_reward_and_it_decides_by_argmax(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rules read the checkpoint's reward; the checkpoint decides by argmax.
+
+    ``--reward-from``: ``fpi_greedy`` prices the checkpoint's own limits, as the
+    learner's prior does; ``--deterministic``: argmax, as the policy server decides.
+    """
+    limits = {"inference": 0.1, "analytics": 0.5, "personal-data": 0.05}
+    cfg = run_config(
+        "two_tier",
+        two_tier={"learn": "both", "load_input": True},
+        policy={**TINY_POLICY, "network": "two_tier_scorer_fpi"},
+        reward={
+            "cost": 0.1,
+            "carbon": 4.0,
+            "limit_s": limits,
+            "limit_exceeded": dict.fromkeys(limits, 20.0),
+        },
+    )
+    path = train_checkpoint(tmp_path / "global_policy.zip", cfg, seed=3)
+    code = carbon_bound.main(
+        [
+            "--scenario", "small", "--regions", REGION, "--seeds", "1000",
+            "--decisions", "400", "--p95-factors", "inf", "--samples", "5000",
+            "--load-input", "--reward-from", str(path), "--policies", "fpi_greedy",
+            "--checkpoint", f"tiny={path}", "--deterministic", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["deterministic"] is True
+    rows = {row["policy"]: row for row in report["policies"]}
+    trained = checkpoint_reward(str(path))
+    assert trained.limit_s == limits and trained.carbon == 4.0
+    env = TwoTierEnvConfig(load_input=True)
+
+    def carbon_of(name: str, reward: RewardConfig, policy: object = None) -> float:
+        run = simulate(
+            name, "small", REGION, reward, env, [1000], 400,
+            policy=policy, deterministic=policy is not None,
+        )  # fmt: skip
+        return float(carbon_bound.pooled([run], WORLD)["carbon_g_per_1k"])
+
+    priced = carbon_of("fpi_greedy", trained)
+    assert rows["fpi_greedy"]["carbon_g_per_1k"] == pytest.approx(priced, 1e-5)
+    unpriced = replace(trained, limit_s={}, limit_exceeded={})
+    assert carbon_of("fpi_greedy", unpriced) != pytest.approx(priced, 1e-3)
+    argmax = carbon_of("tiny", trained, policy=load_checkpoint(path))
+    assert rows["tiny"]["carbon_g_per_1k"] == pytest.approx(argmax, 1e-5)
 
 
 def test_the_oracle_can_be_calibrated_from_the_tuning_seeds_alone(
