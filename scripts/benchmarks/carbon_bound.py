@@ -77,10 +77,10 @@ from policies.baselines import BASELINES, TABLE_BASELINES
 from policies.limit_multipliers import Limits, Measured, calibrate
 from scripts.benchmarks.quality_two_tier import (
     Run,
+    add_reward_options,
     checkpoint_env,
-    checkpoint_reward,
-    parse_reward,
     parse_seeds,
+    reward_option,
     simulate,
 )
 
@@ -155,14 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--regions", default="all", help="comma list or all")
     parser.add_argument("--seeds", default="1000-1002")
     parser.add_argument("--decisions", type=int, default=2000)
-    parser.add_argument("--reward", default="carbon", help="weights the policies read")
-    parser.add_argument(
-        "--reward-from",
-        metavar="PATH",
-        default="",
-        help="the policies read the reward this checkpoint trained with instead "
-        "(its weights and priced limits: reward.limit_s, limit_exceeded)",
-    )
+    add_reward_options(parser, "carbon")
     parser.add_argument(
         "--policies", default="", help="heuristics placed against the bound (commas)"
     )
@@ -311,17 +304,6 @@ def _factors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
         parser.error(f"--limit-weights: weights >= 0, got {args.limit_weights!r}")
     _check_calibration(parser, args)
     return factors
-
-
-def _reward(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RewardConfig:
-    """The reward the policies read: ``--reward``'s, or a checkpoint's own."""
-    option = "--reward-from" if args.reward_from else "--reward"
-    try:
-        if args.reward_from:
-            return checkpoint_reward(args.reward_from)
-        return parse_reward(args.reward)
-    except (OSError, ValueError) as exc:
-        parser.error(f"{option}: {exc}")
 
 
 def _numbers(
@@ -632,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     env = TwoTierEnvConfig(load_input=args.load_input)
-    reward = _reward(parser, args)
+    reward = reward_option(parser, args)
     seeds = parse_seeds(args.seeds)
 
     def measure(name: str) -> list[Run]:

@@ -521,7 +521,8 @@ def headroom(argv: Sequence[str]) -> int:
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     lines = summary(rows, types, args.bar)
     print(
-        f"scenario {args.scenario}, regions {','.join(regions)}, reward {args.reward}, "
+        f"scenario {args.scenario}, regions {','.join(regions)}, reward "
+        f"{args.reward_from or args.reward}, "
         f"seeds {args.seeds}, {args.decisions} decisions per seed, "
         f"load input {args.load_input}"
     )
@@ -535,12 +536,46 @@ def headroom(argv: Sequence[str]) -> int:
     return 0
 
 
+def add_reward_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--reward`` (a preset or five numbers), ``--reward-from`` (a checkpoint's)."""
+    parser.add_argument(
+        "--reward",
+        default=default,
+        help="the reward the policies read and are scored by: a preset "
+        "(balanced, latency, carbon, cost) or latency,queueing,slo,cost,carbon",
+    )
+    parser.add_argument(
+        "--reward-from",
+        metavar="PATH",
+        default="",
+        help="the reward this checkpoint trained with instead (its weights and "
+        "priced limits: reward.limit_s, limit_exceeded)",
+    )
+
+
+def reward_option(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> RewardConfig:
+    """The reward of :func:`add_reward_options`; a bad one exits naming its option."""
+    option = "--reward-from" if args.reward_from else "--reward"
+    try:
+        if args.reward_from:
+            return checkpoint_reward(args.reward_from)
+        return parse_reward(args.reward)
+    except (OSError, ValueError) as exc:
+        parser.error(f"{option}: {exc}")
+
+
 def setting_of(args: argparse.Namespace, regions: Sequence[str]) -> dict[str, Any]:
     """What every line of a ``--out`` log shares: where and how it was measured."""
+    reward_from = getattr(args, "reward_from", "")
     return {
         "scenario": args.scenario,
         "regions": list(regions),
-        "reward_weights": args.reward,  # a line's "reward" is its mean
+        # a line's "reward" is its mean; the weights, or a checkpoint's whole reward
+        "reward_weights": (
+            asdict(checkpoint_reward(reward_from)) if reward_from else args.reward
+        ),
         "seeds": args.seeds,
         "decisions": args.decisions,
     }
@@ -625,7 +660,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
     parser.add_argument("checkpoints", nargs="+", help="label=path/to/policy.zip")
     parser.add_argument("--scenario", default="small")
     parser.add_argument("--regions", default="eu-central", help="comma list or all")
-    parser.add_argument("--reward", default="balanced")
+    add_reward_options(parser, "balanced")
     parser.add_argument("--seeds", default="5000-5015")
     parser.add_argument("--decisions", type=int, default=20000)
     parser.add_argument("--baselines", default="latency,weighted_greedy")
@@ -640,7 +675,7 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     args = parser.parse_args(argv)
-    reward = parse_reward(args.reward)
+    reward = reward_option(parser, args)
     seeds = parse_seeds(args.seeds)
     probe = TwoTierCore(args.scenario, 1)
     regions = (
@@ -689,7 +724,8 @@ def evaluate_checkpoints(argv: Sequence[str]) -> int:
         ]
     lines = summary(rows, types, args.bar)
     print(
-        f"scenario {args.scenario}, regions {','.join(regions)}, reward {args.reward}, "
+        f"scenario {args.scenario}, regions {','.join(regions)}, reward "
+        f"{args.reward_from or args.reward}, "
         f"seeds {args.seeds}, {args.decisions} decisions per seed, "
         f"{'argmax' if args.deterministic else 'sampled'}"
     )

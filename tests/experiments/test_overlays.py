@@ -77,3 +77,23 @@ def test_heterogeneity_scales_each_regions_load_around_the_mean(spread: float) -
     # the mean hourly arrival rate over the year is the target load x capacity
     load = world.hourly[:, :, HOUR_RATE].mean(axis=1) / world.capacity_rps
     np.testing.assert_allclose(load, expected, rtol=2e-3)
+
+
+def test_carbon_limits_prices_every_types_limit_in_the_kernel() -> None:
+    """``experiment=carbon_limits_federated`` prices each type's limit in the kernel.
+
+    In the scenario's type order, at the overlay's values.
+    """
+    from envs import TwoTierCore
+    from envs.two_tier import kernels as K
+
+    run, _ = composed("experiment=carbon_limits_federated")
+    core = TwoTierCore(run.scenario, 1, config=run.two_tier, reward=run.reward)
+    names = core.world.type_names
+    assert set(run.reward.limit_s) == set(names) == set(run.reward.limit_exceeded)
+    params, n = core._world[9], len(names)
+    want_limits = [run.reward.limit_s[name] for name in names]
+    want_prices = [run.reward.limit_exceeded[name] for name in names]
+    np.testing.assert_array_equal(params[K.P_LIMITS : K.P_LIMITS + n], want_limits)
+    np.testing.assert_array_equal(params[K.P_LIMITS + n :], want_prices)
+    assert run.policy.network == "two_tier_scorer_fpi_wait"  # its prior prices them

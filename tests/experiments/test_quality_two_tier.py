@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +244,42 @@ def test_evaluate_appends_one_log_that_pool_reads_per_type(
     assert out["runs"] == 2
     assert set(out["slo_shift_points"]) == set(lines[0]["per_seed_slo"])
     assert set(lines[0]["per_seed_slo"]) >= {"web", "analytics"}
+
+
+def test_evaluate_scores_every_policy_by_the_checkpoints_own_reward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--reward-from``: every policy is scored by the reward the checkpoint was paid.
+
+    Limits priced; the log records that reward whole.
+    """
+    tight = replace(
+        LIMITED,
+        limit_s={"inference": 0.1, "analytics": 0.5},
+        limit_exceeded={"inference": 20.0, "analytics": 20.0},
+    )  # limits that some requests of a short run exceed
+    cfg = run_config(
+        "two_tier",
+        two_tier={"learn": "both", "load_input": True},
+        policy={**TINY_POLICY, "network": "two_tier_scorer_fpi_wait"},
+        reward=asdict(tight),
+    )
+    path = train_checkpoint(tmp_path / "policy.zip", cfg, seed=1)
+    log = tmp_path / "eval.jsonl"
+    common = ["--scenario", "small", "--regions", "asia-east", "--seeds", "1000"]
+    common += ["--decisions", "300", "--load-input", "--baselines", "fpi_wait_greedy"]
+    for reward in (["--reward-from", str(path)], ["--reward", "1,0,1,0.1,2"]):
+        assert (
+            evaluate_checkpoints([f"c={path}", *common, *reward, "--out", str(log)])
+            == 0
+        )
+    capsys.readouterr()
+    priced, plain = (
+        [json.loads(text) for text in log.read_text().splitlines()][i : i + 2]
+        for i in (0, 2)
+    )
+    assert priced[0]["reward_weights"] == json.loads(json.dumps(asdict(tight)))
+    assert plain[0]["reward_weights"] == "1,0,1,0.1,2"  # the same without limits
+    for with_limits, without in zip(priced, plain, strict=True):
+        assert with_limits["policy"] == without["policy"]
+        assert with_limits["reward"] < without["reward"]  # exceedances are charged
