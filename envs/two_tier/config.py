@@ -49,6 +49,11 @@ class RewardConfig:
     limit_exceeded: dict[str, float] = field(default_factory=dict)
     """Per request type (by name), reward units a request pays when its latency
     exceeds its type's ``limit_s``; every named type needs a limit."""
+    limit_signal: str = "drawn"
+    """What ``[L > limit_s[k]]`` is charged as: ``drawn``, the realised latency's
+    indicator; ``expected``, its expectation over the request's service draw given
+    everything else (RTT, transfer, wait, node): the same expected reward with less
+    variance for the learner (the draw is independent of the decision)."""
 
 
 @dataclass

@@ -332,9 +332,16 @@ class TwoTierCore:
             raise ConfigError("env.obs_clip", f"a positive number, got {cfg.obs_clip}")
         self.limit_s, self.limit_weights = limit_terms(w, world.type_names)
         """Per type: the reward's latency limit (s; ``inf``: none) and its price."""
-        params = np.zeros(K.N_PARAMS + 2 * world.n_types)
-        params[K.P_LIMITS : K.P_LIMITS + world.n_types] = self.limit_s
-        params[K.P_LIMITS + world.n_types :] = self.limit_weights
+        n_types = world.n_types
+        params = np.zeros(K.N_PARAMS + 2 * n_types + 1)
+        params[K.P_LIMITS : K.P_LIMITS + n_types] = self.limit_s
+        params[K.P_LIMITS + n_types : K.P_LIMITS + 2 * n_types] = self.limit_weights
+        signals = ("drawn", "expected")
+        if w.limit_signal not in signals:
+            raise ConfigError(
+                "reward.limit_signal", f"one of {signals}", w.limit_signal
+            )
+        params[K.P_LIMITS + 2 * n_types] = float(w.limit_signal == "expected")
         params[K.P_SAT_WAIT] = parse_duration(
             cfg.saturation_wait, "env.saturation_wait"
         )

@@ -80,6 +80,7 @@ from envs.two_tier.heuristics import (
     N_SCORING,
     choose_node,
     choose_region,
+    gamma_q,
 )
 from envs.two_tier.layout import (
     NF_CARBON,
@@ -105,8 +106,9 @@ P_WARMUP, P_CLIP, P_INVALID_PENALTY, P_TERM_CAP = 7, 8, 9, 10
 # The weighted heuristic's ``scoring`` vector (``heuristics.scoring_params``).
 P_SCORING = 11
 N_PARAMS = P_SCORING + N_SCORING
-"""Fixed parameters; ``K`` per-type latency limits (s) then their weights follow
-(``P_LIMITS``: :attr:`RewardConfig.limit_s`, ``limit_exceeded``)."""
+"""Fixed parameters; ``K`` per-type latency limits (s), their weights and the limit
+signal flag follow (``P_LIMITS``: :attr:`RewardConfig.limit_s`, ``limit_exceeded``,
+``limit_signal``)."""
 P_LIMITS = N_PARAMS
 # Integer parameters (``iparams``).
 IP_LB_MODE, IP_SCHED_MODE, IP_BG_MODE, IP_EP_LEN, IP_NMAX, IP_START_HOUR = range(6)
@@ -505,12 +507,13 @@ def _serve(
 
 @nb.njit(cache=True, inline="always")
 def _account(
-    b, o, q, n, k, intensity, rtt, transfer, wait, service, node_f, pair_f, type_f,
+    b, o, q, n, k, intensity, rtt, transfer, wait, service, g, node_f, pair_f, type_f,
     params, fs, comps,
 ):  # fmt: skip
     """Latency, SLO, cost, energy and carbon of a placed request; returns its reward.
 
-    ``intensity`` is the serving region's carbon intensity now (gCO2/kWh).
+    ``intensity`` is the serving region's carbon intensity now (gCO2/kWh); ``g`` the
+    request's service factor (``service`` = the node's mean x ``g``).
     """
     latency = rtt + transfer + wait + service
     slo = type_f[k, TYPE_SLO_S]
@@ -524,7 +527,13 @@ def _account(
     carbon = energy / 3.6e6 * intensity
     cap = params[P_TERM_CAP]
     n_types = type_f.shape[0]
-    over_limit = 1.0 if latency > params[P_LIMITS + k] else 0.0
+    limit = params[P_LIMITS + k]
+    over_limit = 1.0 if latency > limit else 0.0
+    shape = params[P_GAMMA_SHAPE]
+    if params[P_LIMITS + 2 * n_types] > 0.0 and shape > 0.0 and g > 0.0:
+        # E[over | all but the service draw]: S = (service / g) x Gamma(shape, 1/shape)
+        slack = limit - (latency - service)
+        over_limit = gamma_q(shape, shape * g * slack / service) if slack > 0.0 else 1.0
     reward = -(
         params[P_W_LAT] * min(latency / slo, cap)
         + params[P_W_QUEUE] * min(wait / slo, cap)
@@ -720,6 +729,7 @@ def _place(
         transfer,
         wait,
         service,
+        fs[b, FS_G],
         node_f,
         pair_f,
         type_f,

@@ -95,5 +95,7 @@ def test_carbon_limits_prices_every_types_limit_in_the_kernel() -> None:
     want_limits = [run.reward.limit_s[name] for name in names]
     want_prices = [run.reward.limit_exceeded[name] for name in names]
     np.testing.assert_array_equal(params[K.P_LIMITS : K.P_LIMITS + n], want_limits)
-    np.testing.assert_array_equal(params[K.P_LIMITS + n :], want_prices)
+    np.testing.assert_array_equal(
+        params[K.P_LIMITS + n : K.P_LIMITS + 2 * n], want_prices
+    )
     assert run.policy.network == "two_tier_scorer_fpi_wait"  # its prior prices them

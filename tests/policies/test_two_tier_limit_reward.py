@@ -8,6 +8,8 @@ limit-aware ``fpi_greedy`` rule, which it must start as.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ from sb3_contrib import MaskablePPO
 
 from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig, make_region_vec_env
 from envs.errors import ConfigError
-from envs.scenario import TYPE_SLO_S
+from envs.scenario import TYPE_NODE_EXEC_S, TYPE_SLO_S
 from envs.two_tier import kernels as K
 from policies.config import PolicyConfig
 from policies.factory import build_model
@@ -78,6 +80,52 @@ def test_the_reward_charges_each_exceeded_limit_its_types_price() -> None:
     assert np.all(charged > 0), charged  # every type's limit was exceeded and charged
 
 
+def test_the_expected_signal_charges_the_chance_over_the_service_draw() -> None:
+    """``limit_signal: expected`` charges the chance of exceeding over the service draw.
+
+    Each placed request pays its type's price times P(latency > limit), the rest of
+    its latency as drawn; scipy's Gamma law from the node's mean service, request by
+    request. Everything else of the step is unchanged.
+    """
+    from scipy import stats
+
+    slo = slo_of()
+    cfg = TwoTierEnvConfig(load_input=True)
+    drawn = TwoTierCore("small", 8, ["asia-east"], cfg, carbon_reward(slo))
+    reward = replace(carbon_reward(slo), limit_signal="expected")
+    smooth = TwoTierCore("small", 8, ["asia-east"], cfg, reward)
+    plain = TwoTierCore("small", 8, ["asia-east"], cfg, carbon_reward())
+    for core in (drawn, smooth, plain):
+        core.reset(seed=4)
+    world = plain.world
+    shape = world.service_shape
+    rng = np.random.default_rng(0)
+    between = 0
+    for _ in range(200):
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in plain.mask])
+        for core in (drawn, smooth, plain):
+            core.step(actions)
+        for b in range(plain.num_envs):
+            row = plain.comps[b]
+            if row[K.C_PLACED] <= 0:
+                continue
+            k, n = int(row[K.C_TYPE]), int(row[K.C_NODE])
+            mean = world.type_node[k, n, TYPE_NODE_EXEC_S]
+            slack = LIMIT_FACTORS[k] * slo[k] - (row[K.C_LATENCY] - row[K.C_SERVICE])
+            chance = (
+                float(stats.gamma(a=shape, scale=mean / shape).sf(slack))
+                if slack > 0
+                else 1.0
+            )
+            want = plain.comps[b, K.C_REWARD] - PRICES[k] * chance
+            assert smooth.comps[b, K.C_REWARD] == pytest.approx(want, abs=1e-9)
+            between += 0.01 < chance < 0.99
+            np.testing.assert_array_equal(
+                smooth.comps[b, : K.C_REWARD], row[: K.C_REWARD]
+            )
+    assert between >= 50, between  # the chance was neither 0 nor 1 on many requests
+
+
 @pytest.mark.parametrize(
     ("reward", "field"),
     [
@@ -89,6 +137,7 @@ def test_the_reward_charges_each_exceeded_limit_its_types_price() -> None:
             "reward.limit_exceeded.web",
         ),
         (RewardConfig(limit_exceeded={"analytics": 2.0}), "reward.limit_s.analytics"),
+        (RewardConfig(limit_signal="smooth"), "reward.limit_signal"),
     ],
 )
 def test_bad_limit_terms_are_refused_naming_the_field(
