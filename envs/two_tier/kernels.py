@@ -527,20 +527,25 @@ def _account(
     carbon = energy / 3.6e6 * intensity
     cap = params[P_TERM_CAP]
     n_types = type_f.shape[0]
-    limit = params[P_LIMITS + k]
-    over_limit = 1.0 if latency > limit else 0.0
-    shape = params[P_GAMMA_SHAPE]
-    if params[P_LIMITS + 2 * n_types] > 0.0 and shape > 0.0 and g > 0.0:
-        # E[over | all but the service draw]: S = (service / g) x Gamma(shape, 1/shape)
-        slack = limit - (latency - service)
-        over_limit = gamma_q(shape, shape * g * slack / service) if slack > 0.0 else 1.0
+    price = params[P_LIMITS + n_types + k]
+    over_limit = 0.0  # an unpriced type's limit may be inf: never charged, never read
+    if price > 0.0:
+        limit = params[P_LIMITS + k]
+        over_limit = 1.0 if latency > limit else 0.0
+        shape = params[P_GAMMA_SHAPE]
+        if params[P_LIMITS + 2 * n_types] > 0.0 and shape > 0.0 and g > 0.0:
+            # E[over | all but the service draw]: S = service / g x Gamma(k, 1/k)
+            slack = limit - (latency - service)
+            over_limit = (
+                gamma_q(shape, shape * g * slack / service) if slack > 0.0 else 1.0
+            )
     reward = -(
         params[P_W_LAT] * min(latency / slo, cap)
         + params[P_W_QUEUE] * min(wait / slo, cap)
         + params[P_W_SLO] * violated
         + params[P_W_COST] * min(cost / type_f[k, TYPE_COST_REF], cap)
         + params[P_W_CARBON] * min(carbon / type_f[k, TYPE_CARBON_REF], cap)
-        + params[P_LIMITS + n_types + k] * over_limit
+        + price * over_limit
     )
     comps[b, C_PLACED] = 1.0
     comps[b, C_LATENCY] = latency

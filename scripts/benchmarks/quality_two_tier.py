@@ -468,7 +468,7 @@ def headroom(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="quality_two_tier headroom")
     parser.add_argument("--scenario", default="small")
     parser.add_argument("--regions", default="eu-central", help="comma list or all")
-    parser.add_argument("--reward", default="balanced")
+    add_reward_options(parser, "balanced")
     parser.add_argument("--seeds", default="5000-5003")
     parser.add_argument("--decisions", type=int, default=20000)
     parser.add_argument(
@@ -499,7 +499,7 @@ def headroom(argv: Sequence[str]) -> int:
         backlog_source=args.backlog_source,
         rho_max=args.rho_max,
     )
-    reward = parse_reward(args.reward)
+    reward = reward_option(parser, args)
     seeds = parse_seeds(args.seeds)
     probe = TwoTierCore(args.scenario, 1)
     regions = (

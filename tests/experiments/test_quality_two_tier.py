@@ -16,6 +16,7 @@ from scripts.benchmarks.quality_two_tier import (
     checkpoint_env,
     checkpoint_reward,
     evaluate_checkpoints,
+    headroom,
     paired_gain,
     pool,
     pooled_gain,
@@ -283,3 +284,22 @@ def test_evaluate_scores_every_policy_by_the_checkpoints_own_reward(
     for with_limits, without in zip(priced, plain, strict=True):
         assert with_limits["policy"] == without["policy"]
         assert with_limits["reward"] < without["reward"]  # exceedances are charged
+
+
+def test_headroom_reads_either_reward_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``headroom`` takes ``--reward`` or ``--reward-from`` and names a bad one."""
+    common = ["--scenario", "small", "--seeds", "1000", "--decisions", "200"]
+    common += ["--policies", "latency,weighted_greedy"]
+    assert headroom([*common, "--reward", "carbon"]) == 0
+    assert "reward carbon" in capsys.readouterr().out
+    (tmp_path / "policy.json").write_text(
+        json.dumps({"config": {"reward": asdict(LIMITED)}})
+    )
+    assert headroom([*common, "--reward-from", str(tmp_path / "policy.zip")]) == 0
+    assert "policy.zip" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        headroom([*common, "--reward-from", str(tmp_path / "none.zip")])
+    assert stop.value.code == 2
+    assert "--reward-from" in capsys.readouterr().err

@@ -8,6 +8,7 @@ limit-aware ``fpi_greedy`` rule, which it must start as.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,7 @@ from sb3_contrib import MaskablePPO
 
 from envs import RewardConfig, TwoTierCore, TwoTierEnvConfig, make_region_vec_env
 from envs.errors import ConfigError
-from envs.scenario import TYPE_NODE_EXEC_S, TYPE_SLO_S
+from envs.scenario import TYPE_NODE_EXEC_S, TYPE_SLO_S, load_scenario
 from envs.two_tier import kernels as K
 from policies.config import PolicyConfig
 from policies.factory import build_model
@@ -124,6 +125,43 @@ def test_the_expected_signal_charges_the_chance_over_the_service_draw() -> None:
                 smooth.comps[b, : K.C_REWARD], row[: K.C_REWARD]
             )
     assert between >= 50, between  # the chance was neither 0 nor 1 on many requests
+
+
+@pytest.mark.parametrize("signal", ["drawn", "expected"])
+def test_types_without_a_limit_are_never_charged(signal: str) -> None:
+    """One type priced: every other type's reward is the unpriced one (and finite).
+
+    Service CV 0.5 (Gamma shape 4): the expected signal's tail function has no
+    closed form there, so an unpriced type's infinite limit would reach it.
+    """
+    cfg = TwoTierEnvConfig(load_input=True)
+    small = load_scenario("small")
+    workload = dataclasses.replace(small.workload, service_time_cv=0.5)
+    world = dataclasses.replace(small, workload=workload)
+    one = replace(
+        carbon_reward(),
+        limit_s={"analytics": 0.2},
+        limit_exceeded={"analytics": 3.0},
+        limit_signal=signal,
+    )
+    priced = TwoTierCore(world, 8, ["asia-east"], cfg, one)
+    plain = TwoTierCore(world, 8, ["asia-east"], cfg, carbon_reward())
+    assert plain.world.service_shape == pytest.approx(4.0)
+    for core in (priced, plain):
+        core.reset(seed=6)
+    rng = np.random.default_rng(1)
+    charged = 0
+    for _ in range(150):
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in plain.mask])
+        priced.step(actions)
+        plain.step(actions)
+        got, want = priced.comps[:, K.C_REWARD], plain.comps[:, K.C_REWARD]
+        assert np.all(np.isfinite(got))
+        placed = plain.comps[:, K.C_PLACED] > 0
+        other = placed & (plain.comps[:, K.C_TYPE] != TYPES.index("analytics"))
+        np.testing.assert_array_equal(got[other], want[other])
+        charged += int(np.sum(got[placed] < want[placed]))
+    assert charged > 0  # analytics was charged
 
 
 @pytest.mark.parametrize(
