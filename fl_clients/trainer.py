@@ -29,7 +29,9 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from conf.schema import RunConfig, StrategyName
 from fl_server import wire
 from fl_server.config import from_run_config, regions_of
+from fl_server.limit_dual import OVER_PREFIX, PRICES_KEY, REQUESTS_PREFIX
 from fl_server.wire import LAYOUT_KEY
+from policies.limit_prices import price_prior, set_limit_prices, start_counting
 from policies.local import LocalTrainer
 from policies.params import Weights, get_weights, set_weights
 from policies.runs import evaluate, make_training_env
@@ -117,6 +119,9 @@ class RoundPlan:
     mode: str
     layout: str | None = None
     """Digest of the server's policy layout (:mod:`fl_server.wire`), if sent."""
+    limit_prices: tuple[float, ...] | None = None
+    """The round's tail-limit prices, when the server moves them
+    (:mod:`fl_server.limit_dual`)."""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], default_steps: int) -> RoundPlan:
@@ -132,8 +137,20 @@ class RoundPlan:
             raise ValueError(f"config proximal-mu: expected a finite mu >= 0, got {mu}")
         server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
         layout = config.get(LAYOUT_KEY)
+        prices = config.get(PRICES_KEY)
+        if prices is not None:
+            values = [float(v) for v in prices]  # type: ignore[union-attr]
+            if not all(math.isfinite(v) and v >= 0 for v in values):
+                raise ValueError(
+                    f"config {PRICES_KEY}: expected finite prices >= 0, got {values}"
+                )
         return cls(
-            server_round, steps, mu, mode, None if layout is None else str(layout)
+            server_round,
+            steps,
+            mu,
+            mode,
+            None if layout is None else str(layout),
+            None if prices is None else tuple(values),
         )
 
 
@@ -272,6 +289,11 @@ def train_round(
     start = wire.unpack(received, learner.layout, plan.layout)
     if plan.mode == "local":
         start = _local_policy(state, key, learner) or start
+    # ---- the round's tail-limit prices, and the exceedances they are judged by
+    tally = None
+    if plan.limit_prices is not None:
+        set_limit_prices(learner.trainer.model, learner.trainer.env, plan.limit_prices)
+        tally = start_counting(learner.trainer.env)
     # ---- learn (FedProx's proximal term when mu > 0), export
     result = learner.trainer.fit(
         start,
@@ -284,6 +306,11 @@ def train_round(
     metrics = {
         name: float(result.metrics.get(name, math.nan)) for name in TRAIN_METRICS
     }
+    if tally is not None:
+        tally.count_limits = False
+        for k, name in enumerate(tally.world.type_names):
+            metrics[REQUESTS_PREFIX + name] = float(tally.limit_tally[0, k])
+            metrics[OVER_PREFIX + name] = float(tally.limit_tally[1, k])
     log.info(
         "%s round %d: %d env steps in %.1f s, mean reward %.3f",
         key,
@@ -331,6 +358,8 @@ def evaluate_round(
     if plan.mode == "local":
         weights = _local_policy(state, key, learner) or weights
     set_weights(learner.eval_policy, weights)
+    if plan.limit_prices is not None:
+        price_prior(learner.eval_policy, plan.limit_prices)
     seeds = list(cfg.federation.client_eval_seeds)
     per_seed = evaluate(learner.eval_policy, cfg, region, seeds)
     names = sorted({name for row in per_seed for name in row})

@@ -48,7 +48,9 @@ from fl_server import wire
 from fl_server.config import FlatConfig, digest, fingerprint, regions_of
 from fl_server.evaluation import ServerEvaluator
 from fl_server.grid import PollingGrid
+from fl_server.limit_dual import LimitDual
 from policies.evaluation import SeedEvaluation, atomic_write_text
+from policies.limit_prices import limited_core, set_policy_limit_prices
 from policies.params import Weights
 from policies.records import (
     IDENTITY,
@@ -81,6 +83,10 @@ def _shown(value: object) -> str:
     """A figure for the progress line; ``-`` when it was not measured (NaN)."""
     number = _number(value)
     return "-" if math.isnan(number) else f"{number:.3f}"
+
+
+def _named(names: list[str], row: dict[str, Any], prefix: str) -> str:
+    return ", ".join(f"{n} {row[prefix + n]:.3g}" for n in names)
 
 
 def _number(value: Any) -> float:
@@ -188,8 +194,32 @@ class FederationSession:
         self.layout = wire.layout_of(self.weights)
         self.layout_digest = wire.digest(self.layout)
         self.local_weights: dict[str, Weights] = {}
+        self.limit_dual = self._limit_dual()
+        self.trained_prices: list[float] | None = (
+            None if self.limit_dual is None else self.limit_dual.as_config()
+        )
+        """The tail-limit prices the latest global policy was trained at."""
         out.mkdir(parents=True, exist_ok=True)
         self._resume()
+
+    def _limit_dual(self) -> LimitDual | None:
+        """The prices' dual ascent when ``reward.limit_price_lr > 0``, else None."""
+        reward = getattr(self.cfg, "reward", None)
+        if reward is None or reward.limit_price_lr == 0:
+            return None
+        core = limited_core(self.evaluator.model.get_env())  # type: ignore[arg-type]
+        if core is None:
+            raise ValueError(
+                "reward.limit_price_lr: moving limit prices needs a two-tier env "
+                f"(env=two_tier*), got env={self.cfg.env}"
+            )
+        return LimitDual(
+            list(core.world.type_names),
+            core.limit_s.copy(),
+            core.limit_weights.copy(),
+            reward.limit_share,
+            reward.limit_price_lr,
+        )
 
     # ------------------------------------------------------------ resume
 
@@ -216,6 +246,9 @@ class FederationSession:
             )
         self.offset = done
         self.best = state.get("best")
+        if self.limit_dual is not None:
+            self.limit_dual.restore(state["limit_prices"])
+            self.trained_prices = state["limit_prices_trained"]
         if self.local_only:
             for region in self.regions:
                 path = self.out / f"policy_{region}.zip"
@@ -304,7 +337,32 @@ class FederationSession:
             )
         self.clock.train_s[server_round] = slowest
         self._enough(server_round, replies)
+        if self.limit_dual is not None:
+            self.trained_prices = self.limit_dual.as_config()
+            self.limit_dual.update(
+                server_round,
+                [
+                    dict(r.content.metric_records["metrics"])
+                    for r in replies
+                    if not r.has_error()
+                ],
+            )
+            moved = self.limit_dual.history[-1]
+            self.rows.append(
+                {"round": server_round, "phase": "limit-prices", "policy": "fed",
+                 "region": "all", **moved}
+            )  # fmt: skip
+            log.info(
+                "round %d: tail-limit shares %s -> prices %s",
+                server_round,
+                _named(self.limit_dual.type_names, moved, "limit/share."),
+                _named(self.limit_dual.type_names, moved, "limit/price."),
+            )
         return sorted(replies, key=self._reply_order)
+
+    def limit_prices(self) -> list[float] | None:
+        """The prices the next round trains at (None: the reward's fixed ones)."""
+        return None if self.limit_dual is None else self.limit_dual.as_config()
 
     def _reply_order(self, reply: Message) -> tuple[int, int]:
         node = self.directory.sender(reply)
@@ -380,6 +438,8 @@ class FederationSession:
             return self._start() if self.offset == 0 else None
         server_round = self.absolute(relative_round)
         self.weights = wire.unpack(arrays, self.layout)
+        if self.trained_prices is not None:  # evaluate and save it as it was trained
+            set_policy_limit_prices(self.evaluator.model, self.trained_prices)
         summary = self._evaluate(server_round) if self._due(server_round) else {}
         started = self.clock.started.get(server_round)
         round_s = time.perf_counter() - started if started is not None else math.nan
@@ -456,6 +516,27 @@ class FederationSession:
             "config_digest": digest(self.flat),
             "metrics": {k: _clean(v) for k, v in summary.items()},
             "config": self.flat,
+            **self._price_metadata(),
+        }
+
+    def _price_metadata(self) -> dict[str, Any]:
+        """With moving prices, those the saved policy trained at, by type name.
+
+        The run config holds only the starting ones; a rule evaluated beside the
+        checkpoint (``--reward-from``) reads these instead.
+        """
+        if self.limit_dual is None or self.trained_prices is None:
+            return {}
+        names = self.limit_dual.type_names
+        limited = np.isfinite(self.limit_dual.limits_s)
+        return {
+            "limit_prices": {
+                name: float(price)
+                for name, price, kept in zip(
+                    names, self.trained_prices, limited, strict=True
+                )
+                if kept
+            }
         }
 
     def _checkpoint(self, server_round: int, summary: dict[str, float]) -> None:
@@ -518,6 +599,14 @@ class FederationSession:
             "run_id": self.run_id,
             "best": self.best,
             "fingerprint": fingerprint(self.flat),
+            **(
+                {}
+                if self.limit_dual is None
+                else {
+                    "limit_prices": self.limit_dual.state(),
+                    "limit_prices_trained": self.trained_prices,
+                }
+            ),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         atomic_write_text(self.out / STATE_FILE, json.dumps(state, indent=1))

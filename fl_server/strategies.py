@@ -20,6 +20,7 @@ from flwr.serverapp.strategy import FedAvg, FedMedian, FedProx, FedTrimmedAvg, S
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 
 from conf.schema import RunConfig, StrategyName
+from fl_server.limit_dual import PRICES_KEY
 from fl_server.session import FederationSession
 from fl_server.wire import LAYOUT_KEY
 
@@ -49,12 +50,18 @@ class Observed:
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Absolute round numbers, the round's mode, the handshake of new nodes."""
+        """Absolute round numbers, the round's mode, the handshake of new nodes.
+
+        With ``reward.limit_price_lr > 0``, the round's tail-limit prices too.
+        """
         self.session.directory.refresh(
             grid, self.session.cfg.federation.round_timeout_s
         )
         config["mode"] = self.mode
         config[LAYOUT_KEY] = self.session.layout_digest
+        prices = self.session.limit_prices()
+        if prices is not None:
+            config[PRICES_KEY] = prices
         absolute = self.session.absolute(server_round)
         messages = list(super().configure_train(absolute, arrays, config, grid))  # type: ignore[misc]
         messages = self.tailor(messages, config)
@@ -78,9 +85,14 @@ class Observed:
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Absolute round numbers and the mode in evaluate messages too."""
+        """Absolute round numbers and the mode in evaluate messages too.
+
+        With moving limit prices, the prices the evaluated policy was trained at.
+        """
         config["mode"] = self.mode
         config[LAYOUT_KEY] = self.session.layout_digest
+        if self.session.trained_prices is not None:
+            config[PRICES_KEY] = self.session.trained_prices
         absolute = self.session.absolute(server_round)
         return super().configure_evaluate(absolute, arrays, config, grid)  # type: ignore[misc, no-any-return]
 

@@ -54,6 +54,16 @@ class RewardConfig:
     indicator; ``expected``, its expectation over the request's service draw given
     everything else (RTT, transfer, wait, node): the same expected reward with less
     variance for the learner (the draw is independent of the decision)."""
+    limit_share: float = 0.05
+    """The tail limits as constraints: at most this share of a type's requests over
+    its ``limit_s`` (0.05: its p95 within the limit). What the federation's dual
+    update of the prices aims at (``limit_price_lr``); a share below 0.05 is a
+    margin."""
+    limit_price_lr: float = 0.0
+    """Dual ascent on ``limit_exceeded`` between federated rounds: after each round
+    the server moves each limited type's price by ``lr x (share / limit_share - 1)``
+    (not below 0), ``share`` being the type's measured share over its limit in that
+    round's training, pooled over regions (PPO-Lagrangian). 0: fixed prices."""
 
 
 @dataclass

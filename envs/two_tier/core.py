@@ -238,6 +238,40 @@ def limit_terms(
     return limits, weights
 
 
+def check_limit_dual(
+    reward: RewardConfig,
+    limits: np.ndarray,
+    prices: np.ndarray,
+    type_names: tuple[str, ...],
+) -> None:
+    """Check ``reward.limit_share`` and ``limit_price_lr``, naming the bad key.
+
+    Prices that move need a limit to move against and a price > 0 to start from
+    (the learner's prior holds a price per limited type only when one is set).
+    """
+    share, lr = reward.limit_share, reward.limit_price_lr
+    if not (0.0 < share < 1.0):
+        raise ConfigError("reward.limit_share", "a share in (0, 1)", share)
+    if not (lr >= 0.0 and math.isfinite(lr)):
+        raise ConfigError("reward.limit_price_lr", "a finite step >= 0", lr)
+    if lr == 0.0:
+        return
+    if not np.isfinite(limits).any():
+        raise ConfigError(
+            "reward.limit_s",
+            "a latency limit for some type when reward.limit_price_lr > 0",
+            "none",
+        )
+    for name, limit, price in zip(type_names, limits, prices, strict=True):
+        if math.isfinite(limit) and not price > 0:
+            raise ConfigError(
+                f"reward.limit_exceeded.{name}",
+                "a starting price > 0 for every limited type when "
+                "reward.limit_price_lr > 0",
+                price,
+            )
+
+
 class TwoTierCore:
     """B independent two-tier scheduling environments of one scenario.
 
@@ -342,6 +376,13 @@ class TwoTierCore:
                 "reward.limit_signal", f"one of {signals}", w.limit_signal
             )
         params[K.P_LIMITS + 2 * n_types] = float(w.limit_signal == "expected")
+        check_limit_dual(w, self.limit_s, self.limit_weights, world.type_names)
+        self._params = params
+        self.limit_tally = np.zeros((2, n_types))
+        """Requests placed by the agent ``[0]`` and those over their type's limit
+        ``[1]``, per type, since :meth:`reset_limit_tally` (the dual update's
+        measure; counted only while ``count_limits`` is on)."""
+        self.count_limits = False
         params[K.P_SAT_WAIT] = parse_duration(
             cfg.saturation_wait, "env.saturation_wait"
         )
@@ -488,7 +529,46 @@ class TwoTierCore:
             self._step_kernel = compiled.entry_point
         else:
             self._step_kernel(acts, self._world, self._state, self._out)
+        if self.count_limits:
+            self._count_limits()
         return self._batch_step
+
+    # ------------------------------------------------------------ tail-limit prices
+    def set_limit_prices(self, prices: np.ndarray) -> None:
+        """Charge ``prices`` ``[K]`` per exceedance from the next step on.
+
+        The federation's dual update moves the reward's ``limit_exceeded`` between
+        rounds; a type without a limit cannot be priced.
+        """
+        prices = np.asarray(prices, dtype=float)
+        k = len(self.limit_s)
+        if prices.shape != (k,) or not np.all(np.isfinite(prices) & (prices >= 0)):
+            raise ValueError(
+                f"limit prices: expected {k} finite prices >= 0 (one per request "
+                f"type), got {prices.tolist()}"
+            )
+        if np.any((prices > 0) & ~np.isfinite(self.limit_s)):
+            raise ValueError(
+                f"limit prices: a type without a limit cannot be priced, got "
+                f"{prices.tolist()} for limits {self.limit_s.tolist()}"
+            )
+        self.limit_weights = prices.copy()
+        self._params[K.P_LIMITS + k : K.P_LIMITS + 2 * k] = prices
+
+    def reset_limit_tally(self) -> None:
+        """Start counting requests and exceedances afresh (and keep counting)."""
+        self.limit_tally[:] = 0.0
+        self.count_limits = True
+
+    def _count_limits(self) -> None:
+        placed = self.comps[:, K.C_PLACED] > 0
+        if not placed.any():
+            return
+        kinds = self.comps[placed, K.C_TYPE].astype(np.int64)
+        over = self.comps[placed, K.C_LATENCY] > self.limit_s[kinds]
+        k = len(self.limit_s)
+        self.limit_tally[0] += np.bincount(kinds, minlength=k)
+        self.limit_tally[1] += np.bincount(kinds[over], minlength=k)
 
     def _row(self, index: int) -> int:
         """``index`` as a row of the batch, checked (the kernels do not check)."""

@@ -523,6 +523,29 @@ class TwoTierScorerPolicy(MaskableActorCriticPolicy):
         data.update(self.scorer_kwargs)
         return data
 
+    def set_limit_prices(self, prices: Sequence[float]) -> None:
+        """Price the prior's tail limits at ``prices`` ``[K]`` (the reward's new ones).
+
+        The federation's dual update moves the reward's prices between rounds; the
+        prior, the rule pricing the same limits, follows, and a saved checkpoint
+        carries the prices it was trained at.
+        """
+        scorer = self.action_net
+        assert isinstance(scorer, TwoTierScorer)
+        if scorer.limit_weights is None:
+            raise ValueError(
+                "limit prices: this policy's prior prices no latency limit (built "
+                "with reward.limit_exceeded all 0); start from a price > 0"
+            )
+        values = torch.as_tensor(np.asarray(prices, dtype=float), dtype=torch.float32)
+        if values.shape != scorer.limit_weights.shape:
+            raise ValueError(
+                f"limit prices: expected {scorer.limit_weights.numel()} values "
+                f"(one per request type), got {list(prices)}"
+            )
+        scorer.limit_weights.copy_(values.to(scorer.limit_weights.device))
+        self.scorer_kwargs["limit_weights"] = [float(v) for v in prices]
+
 
 def _core(env: VecEnv) -> Any:
     """The two-tier core behind ``env`` (through wrappers)."""

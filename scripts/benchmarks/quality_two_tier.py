@@ -19,6 +19,7 @@ learner's gain over its training seeds with a stratified-bootstrap interval.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -627,13 +628,16 @@ def checkpoint_reward(path: str) -> RewardConfig:
 
     From a single-agent run's nested config or a federation's flattened one
     (``reward.*`` keys); what a rule beside it reads to decide for the same reward.
+    A federation that moved the limits' prices (``reward.limit_price_lr``) saved the
+    ones its policy last trained at: those, fixed.
     """
     from omegaconf import OmegaConf
 
     from conf.flat import SCENARIO_NAME, from_flat
     from policies.checkpoint import load_metadata
 
-    config = load_metadata(path).get("config", {})
+    metadata = load_metadata(path)
+    config = metadata.get("config", {})
     context = f"{path}: run config"
     if "reward" in config:
         try:
@@ -644,12 +648,20 @@ def checkpoint_reward(path: str) -> RewardConfig:
             raise ValueError(f"{context}: {' '.join(str(err).split())}") from err
         reward = OmegaConf.to_object(merged)
         assert isinstance(reward, RewardConfig)
-        return reward
-    flat = {key: value for key, value in config.items() if key.startswith("reward.")}
-    if not flat or SCENARIO_NAME not in config:
-        raise ValueError(f"{context}: no reward keys (reward.*) to read")
-    flat[SCENARIO_NAME] = config[SCENARIO_NAME]  # the parser needs a world
-    return from_flat(flat, context).reward
+    else:
+        flat = {k: v for k, v in config.items() if k.startswith("reward.")}
+        if not flat or SCENARIO_NAME not in config:
+            raise ValueError(f"{context}: no reward keys (reward.*) to read")
+        flat[SCENARIO_NAME] = config[SCENARIO_NAME]  # the parser needs a world
+        reward = from_flat(flat, context).reward
+    moved = metadata.get("limit_prices")  # prices the federation moved (dual ascent)
+    if moved is not None:  # evaluated at them, fixed (no dual update outside training)
+        reward = dataclasses.replace(
+            reward,
+            limit_exceeded={str(k): float(v) for k, v in moved.items()},
+            limit_price_lr=0.0,
+        )
+    return reward
 
 
 def evaluate_checkpoints(argv: Sequence[str]) -> int:

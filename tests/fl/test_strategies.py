@@ -26,6 +26,7 @@ from flwr.app import (
 from flwr.serverapp.strategy import FedAvg, FedMedian, FedProx, FedTrimmedAvg
 
 from conf.schema import RunConfig
+from fl_server.limit_dual import PRICES_KEY
 from fl_server.strategies import Centralized, LocalOnly, make_strategy
 
 
@@ -40,6 +41,11 @@ class RecordingSession:
         self.directory = self
         self.personal: dict[int, ArrayRecord] = {}
         self.layout_digest = "0123456789abcdef"
+        self.next_prices: list[float] | None = None
+        self.trained_prices: list[float] | None = None
+
+    def limit_prices(self) -> list[float] | None:
+        return self.next_prices
 
     def refresh(self, grid: Any, timeout: float) -> None:
         """No handshake needed here."""
@@ -252,6 +258,31 @@ def test_configure_train_sends_round_mode_and_fedprox_mu(
     assert config["server-round"] == 3 and config["mode"] == "federated"
     assert config["proximal-mu"] == 0.05 and config["local-steps"] == 2048
     assert session.started[0][0] == 3
+    assert PRICES_KEY not in config  # fixed prices: nothing to send
+
+
+@pytest.mark.usefixtures("task_identity")
+def test_moving_limit_prices_go_out_with_train_and_evaluate_messages(
+    tiny_cfg: Callable[..., RunConfig],
+) -> None:
+    """Train: the prices the next round trains at; evaluate: the policy's own."""
+    cfg = tiny_cfg("strategy=fedavg")
+    session = RecordingSession(cfg)
+    session.next_prices, session.trained_prices = [3.0, 0.0], [2.0, 1.0]
+    strategy = make_strategy(cfg, session)  # type: ignore[arg-type]
+    initial = ArrayRecord(array_dict={k: Array(v) for k, v in UPDATES[0].items()})
+    train = list(
+        strategy.configure_train(
+            1, initial, ConfigRecord({"local-steps": 2048}), FakeGrid()
+        )
+    )  # type: ignore[arg-type]
+    assert all(
+        m.content.config_records["config"][PRICES_KEY] == [3.0, 0.0] for m in train
+    )
+    evaluate = list(strategy.configure_evaluate(1, initial, ConfigRecord(), FakeGrid()))  # type: ignore[arg-type]
+    assert evaluate and all(
+        m.content.config_records["config"][PRICES_KEY] == [2.0, 1.0] for m in evaluate
+    )
 
 
 @pytest.mark.usefixtures("task_identity")
