@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,6 @@ PRICES_KEY = "limit-prices"
 """Train and evaluate config: the round's prices ``[K]``, in the scenario's order."""
 REQUESTS_PREFIX = "limit/requests."
 OVER_PREFIX = "limit/over."
-
-
-def tally_keys(type_names: Iterable[str]) -> list[str]:
-    """The reply metrics a client sends with limit prices on (fixed, per type)."""
-    names = list(type_names)
-    return [REQUESTS_PREFIX + n for n in names] + [OVER_PREFIX + n for n in names]
 
 
 @dataclass
@@ -53,13 +47,14 @@ class LimitDual:
     prices: np.ndarray
     share: float
     lr: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-    """One entry per update: round, the shares measured, the prices before/after."""
 
-    def update(self, server_round: int, replies: Iterable[Mapping[str, Any]]) -> None:
+    def update(
+        self, server_round: int, replies: Iterable[Mapping[str, Any]]
+    ) -> dict[str, Any]:
         """Move the prices by the round's pooled shares over the limits.
 
-        A type no reply saw (no request of it placed) keeps its price.
+        A type no reply saw (no request of it placed) keeps its price. Returns the
+        round's record: the shares measured, the requests, the prices before/after.
         """
         requests = np.zeros(len(self.type_names))
         over = np.zeros(len(self.type_names))
@@ -83,18 +78,14 @@ class LimitDual:
         for prefix, values in columns.items():
             for name, value in zip(self.type_names, values, strict=True):
                 entry[prefix + name] = float(value)
-        self.history.append(entry)
+        return entry
 
     def as_config(self) -> list[float]:
         """The prices as the config value clients read (``PRICES_KEY``)."""
         return [float(p) for p in self.prices]
 
-    def state(self) -> list[float]:
-        """What resume needs (the prices the next round trains at)."""
-        return self.as_config()
-
     def restore(self, prices: list[float]) -> None:
-        """Resume at ``prices`` (from :meth:`state`), checked against the types."""
+        """Resume at ``prices`` (from :meth:`as_config`), checked against the types."""
         values = np.asarray(prices, dtype=float)
         if values.shape != self.prices.shape or not np.all(np.isfinite(values)):
             raise ValueError(

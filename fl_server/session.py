@@ -204,8 +204,8 @@ class FederationSession:
 
     def _limit_dual(self) -> LimitDual | None:
         """The prices' dual ascent when ``reward.limit_price_lr > 0``, else None."""
-        reward = getattr(self.cfg, "reward", None)
-        if reward is None or reward.limit_price_lr == 0:
+        reward = self.cfg.reward
+        if reward.limit_price_lr == 0:
             return None
         core = limited_core(self.evaluator.model.get_env())  # type: ignore[arg-type]
         if core is None:
@@ -339,7 +339,7 @@ class FederationSession:
         self._enough(server_round, replies)
         if self.limit_dual is not None:
             self.trained_prices = self.limit_dual.as_config()
-            self.limit_dual.update(
+            moved = self.limit_dual.update(
                 server_round,
                 [
                     dict(r.content.metric_records["metrics"])
@@ -347,7 +347,6 @@ class FederationSession:
                     if not r.has_error()
                 ],
             )
-            moved = self.limit_dual.history[-1]
             self.rows.append(
                 {"round": server_round, "phase": "limit-prices", "policy": "fed",
                  "region": "all", **moved}
@@ -603,7 +602,7 @@ class FederationSession:
                 {}
                 if self.limit_dual is None
                 else {
-                    "limit_prices": self.limit_dual.state(),
+                    "limit_prices": self.limit_dual.as_config(),
                     "limit_prices_trained": self.trained_prices,
                 }
             ),

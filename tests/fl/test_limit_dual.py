@@ -17,7 +17,7 @@ import pytest
 from sb3_contrib import MaskablePPO
 
 from conf.schema import RunConfig
-from fl_server.limit_dual import OVER_PREFIX, REQUESTS_PREFIX, LimitDual, tally_keys
+from fl_server.limit_dual import OVER_PREFIX, REQUESTS_PREFIX, LimitDual
 from scripts.benchmarks.quality_two_tier import checkpoint_reward
 from scripts.federate import run
 
@@ -38,7 +38,7 @@ def reply(requests: list[float], over: list[float]) -> dict[str, float]:
 
 def test_the_prices_move_by_the_pooled_share_over_each_limit() -> None:
     update = dual()
-    update.update(
+    row = update.update(
         3,
         [
             reply([100, 50, 10, 0], [10, 1, 5, 0]),
@@ -57,7 +57,6 @@ def test_the_prices_move_by_the_pooled_share_over_each_limit() -> None:
             2 + 8 * (personal / 0.04 - 1),
         ],
     )
-    row = update.history[-1]
     assert row["round"] == 3 and row["limit/share.web"] == pytest.approx(web)
     assert row["limit/price_trained.web"] == 16.0
     assert row["limit/requests.web"] == 400
@@ -65,9 +64,9 @@ def test_the_prices_move_by_the_pooled_share_over_each_limit() -> None:
 
 def test_a_price_never_falls_below_zero_and_an_unseen_type_keeps_its_own() -> None:
     update = dual(lr=100.0)
-    update.update(1, [reply([1000, 0, 10, 0], [0, 0, 0, 0])])
+    row = update.update(1, [reply([1000, 0, 10, 0], [0, 0, 0, 0])])
     assert update.prices.tolist() == [0.0, 16.0, 0.0, 2.0]
-    assert np.isnan(update.history[-1]["limit/share.inference"])
+    assert np.isnan(row["limit/share.inference"])
 
 
 def test_a_reply_without_the_tally_is_refused_naming_the_key() -> None:
@@ -86,12 +85,6 @@ def test_resume_restores_the_prices_checked() -> None:
     assert update.as_config() == [1.0, 2.0, 0.0, 3.0]
     with pytest.raises(ValueError, match="expected 4 finite prices"):
         update.restore([1.0, 2.0])
-    assert tally_keys(["a", "b"]) == [
-        "limit/requests.a",
-        "limit/requests.b",
-        "limit/over.a",
-        "limit/over.b",
-    ]
 
 
 # ------------------------------------------------------------ a real federation
@@ -178,3 +171,43 @@ def test_a_client_refuses_bad_prices_naming_the_key() -> None:
         RoundPlan.from_config({"limit-prices": [1.0, -2.0]}, 64)
     with pytest.raises(ValueError, match="limit-prices"):
         RoundPlan.from_config({"limit-prices": [float("nan")]}, 64)
+
+
+def test_a_client_trains_at_the_prices_sent_and_replies_its_tally(
+    tiny_cfg: Callable[..., RunConfig],
+) -> None:
+    """The ClientApp in-process: env reward and prior at the sent prices, counts back.
+
+    The counts are those of the env the round trained on (its core's tally), so the
+    server pools exactly what each region saw.
+    """
+    from fl_clients import trainer
+    from fl_clients.client_app import make_app
+    from fl_server.config import to_run_config
+    from fl_server.evaluation import ServerEvaluator
+
+    from .test_client import context, message
+
+    cfg = tiny_cfg(*DUAL[:1], *DUAL[3:])
+    initial = dict(ServerEvaluator(cfg, ["us-east"]).initial_weights())
+    sent = [9.0, 0.5, 0.0, 0.0]
+    trainer.forget()
+    try:
+        out = make_app(to_run_config(cfg))(
+            message("train", initial, **{"server-round": 1, "limit-prices": sent}),
+            context("asia-east"),
+        )
+        assert not out.has_error(), out.error.reason if out.has_error() else ""
+        learner = trainer._LEARNERS[(7, "asia-east")]
+        core = learner.trainer.env.core
+        assert core.limit_weights.tolist() == sent
+        prior = learner.trainer.model.policy.action_net.limit_weights
+        assert prior.tolist() == sent
+        metrics = out.content.metric_records["metrics"]
+        for k, name in enumerate(TYPES):
+            assert metrics[REQUESTS_PREFIX + name] == core.limit_tally[0, k]
+            assert metrics[OVER_PREFIX + name] == core.limit_tally[1, k]
+        assert sum(metrics[REQUESTS_PREFIX + n] for n in TYPES) > 0
+        assert not core.count_limits  # counting stops with the round
+    finally:
+        trainer.forget()
