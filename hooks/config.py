@@ -201,6 +201,9 @@ class OpenStackConfig:
     """Hints added to every server (``group``, ``different_host``, ...)."""
     wait_timeout: float = 300.0
     """Seconds a server may take to become ACTIVE before rollback."""
+    plan_file: str = "outputs/openstack/plan.jsonl"
+    """``python -m hooks.openstack``: every placement, dry-run or live, one JSON
+    line each."""
 
 
 class Split(enum.Enum):

@@ -23,6 +23,7 @@ from typing import Any
 
 import openstack
 import yaml
+from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
 
 from hooks.actions import PlaceServer
@@ -109,15 +110,26 @@ def connect(cfg: OpenStackConfig) -> Any:
 
 
 def translate(obj: str) -> Callable[[BaseException], HookError | None]:
-    """Map SDK exceptions to hook errors."""
+    """Map SDK (and keystoneauth: the login, the transport) exceptions to hook errors.
+
+    A ``find_*(ignore_missing=False)`` that matched nothing raises a not-found
+    without a status: it is the 404 it stands for (permanent), not a lost answer.
+    """
 
     def convert(exc: BaseException) -> HookError | None:
         if isinstance(exc, os_exc.HttpException):
             status = exc.status_code
+            if status is None and isinstance(exc, os_exc.NotFoundException):
+                status = 404
             retry_after = (exc.response.headers.get("Retry-After")
                            if exc.response is not None else None)  # fmt: skip
             return classify(obj, status, exc.details or str(exc), retry_after)
-        if isinstance(exc, os_exc.ResourceTimeout | os_exc.SDKException | OSError):
+        if isinstance(exc, ksa_exc.HttpError):  # e.g. Keystone's 401 at login
+            wait = getattr(exc, "retry_after", None)
+            return classify(obj, exc.http_status, exc.message or str(exc),
+                            str(wait) if wait else None)  # fmt: skip
+        if isinstance(exc, os_exc.ResourceTimeout | os_exc.SDKException | OSError
+                      | ksa_exc.ClientException):  # fmt: skip
             return classify(obj, None, str(exc))
         return None
 
@@ -154,10 +166,14 @@ class PlacementState:
     aggregates: list[Any]
     capacity: Mapping[str, Capacity]
     flavor_extra_specs: Mapping[str, str] = field(default_factory=dict)
+    flavor_vcpus: float = 0.0
+    """vCPUs of the configured flavor (what a host must have free)."""
+    flavor_memory_mb: float = 0.0
+    """RAM of the configured flavor, MB."""
 
 
 def read_placement(conn: Any, cfg: OpenStackConfig) -> PlacementState:
-    """Aggregates, placement capacity and the configured flavor's extra specs."""
+    """Aggregates, placement capacity, the configured flavor's size and extra specs."""
     flavor = conn.compute.find_flavor(
         cfg.flavor, ignore_missing=False, get_extra_specs=True
     )
@@ -165,6 +181,8 @@ def read_placement(conn: Any, cfg: OpenStackConfig) -> PlacementState:
         list(conn.compute.aggregates()),
         placement_capacity(conn),
         dict(flavor.extra_specs or {}),
+        float(flavor.vcpus or 0),
+        float(flavor.ram or 0),
     )
 
 
