@@ -1,7 +1,8 @@
 """Kubernetes manifests, rendered by kustomize and validated offline (1.37 schemas).
 
 Every pod is held to Pod Security "restricted" plus a read-only root file system, and
-the RBAC to an allow-list that is also derived from what the migrator's source calls.
+each service account's RBAC to an allow-list that is also derived from what its hook's
+source calls (the migrator's, the scaler's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
+from hooks.config import ENV_OVERRIDES, load_config
+from hooks.migrator.policy import POLICY_API_KEY_ENV
+from hooks.mode import MODE_VARIABLE
+from hooks.scaler.__main__ import check as check_scaler
+from scripts import entrypoint
 
 from .conftest import ROOT, tool
 
@@ -74,13 +81,35 @@ CORDON_RULES: set[Rule] = {
     ("namespace", "apps", "deployments/scale", "patch"),
 }
 """What REACH's cordon protocol adds (overlays/reach-cordon only)."""
-EXPECTED_RULES = {
-    "base": BASE_RULES,
-    "overlays/live": BASE_RULES | LIVE_RULES,
-    "overlays/reach-cordon": BASE_RULES | LIVE_RULES | CORDON_RULES,
-    "overlays/federation": BASE_RULES,
+SCALER_BASE_RULES: set[Rule] = {
+    ("cluster", "", "nodes", "list"),
+    ("cluster", "", "pods", "list"),
+    ("namespace", "apps", "deployments", "list"),
+    ("namespace", "autoscaling", "horizontalpodautoscalers", "list"),
 }
-"""Each overlay's allow-list, both ways (nothing more, nothing less)."""
+"""The scaler's dry-run reads: the two-tier state, the replicas, the HPA check."""
+SCALER_LIVE_RULES: set[Rule] = {
+    ("namespace", "apps", "deployments/scale", "get"),
+    ("namespace", "apps", "deployments/scale", "patch"),
+}
+"""What scaling adds (overlays/live and what builds on it)."""
+MIGRATOR, SCALER = "frl/migrator", "frl/scaler"
+ENV_CONFIGMAP = {MIGRATOR: "migrator-env", SCALER: "scaler-env"}
+"""Service account -> the ConfigMap holding its hook's environment."""
+EXPECTED_RULES: dict[str, dict[str, set[Rule]]] = {
+    "base": {MIGRATOR: BASE_RULES, SCALER: SCALER_BASE_RULES},
+    "overlays/live": {
+        MIGRATOR: BASE_RULES | LIVE_RULES,
+        SCALER: SCALER_BASE_RULES | SCALER_LIVE_RULES,
+    },
+    "overlays/reach-cordon": {
+        MIGRATOR: BASE_RULES | LIVE_RULES | CORDON_RULES,
+        SCALER: SCALER_BASE_RULES | SCALER_LIVE_RULES,
+    },
+    "overlays/federation": {MIGRATOR: BASE_RULES, SCALER: SCALER_BASE_RULES},
+}
+"""Each overlay's allow-list per service account, both ways (nothing more, nothing
+less)."""
 
 
 @cache
@@ -164,6 +193,8 @@ def service_accounts_with_roles(objects: tuple[dict[str, Any], ...]) -> set[str]
 
 
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_PODS = {"Deployment/migrator": "migrator", "Deployment/scaler": "scaler"}
+"""Pods that call the Kubernetes API -> their service account and token container."""
 
 
 def token_volumes(spec: dict[str, Any]) -> set[str]:
@@ -179,7 +210,7 @@ def token_volumes(spec: dict[str, Any]) -> set[str]:
 def test_api_tokens_only_where_the_api_is_called(overlay: str) -> None:
     objects = render(overlay)
     bound = service_accounts_with_roles(objects)
-    assert bound == {"frl/migrator"}
+    assert bound == {MIGRATOR, SCALER}
     for obj in objects:
         if obj["kind"] == "ServiceAccount":
             assert obj.get("automountServiceAccountToken") is False, obj["metadata"]
@@ -193,11 +224,12 @@ def test_api_tokens_only_where_the_api_is_called(overlay: str) -> None:
             for c in spec["containers"] + spec.get("initContainers", [])
             for m in c.get("volumeMounts", []) if m["name"] in tokens
         }  # fmt: skip
-        if name == "Deployment/migrator":
-            assert account == "migrator"
-            assert holders == {"migrator"}, holders  # this container, no other
-            (migrator,) = [c for c in spec["containers"] if c["name"] == "migrator"]
-            mount = next(m for m in migrator["volumeMounts"] if m["name"] in tokens)
+        if name in API_PODS:
+            hook = API_PODS[name]
+            assert account == hook
+            assert holders == {hook}, holders  # this container, no other
+            (caller,) = [c for c in spec["containers"] if c["name"] == hook]
+            mount = next(m for m in caller["volumeMounts"] if m["name"] in tokens)
             assert mount["mountPath"] == TOKEN_PATH and mount["readOnly"] is True
             (volume,) = [v for v in spec["volumes"] if v["name"] in tokens]
             kinds = [next(iter(s)) for s in volume["projected"]["sources"]]
@@ -207,43 +239,66 @@ def test_api_tokens_only_where_the_api_is_called(overlay: str) -> None:
             assert f"frl/{account}" not in bound, name
 
 
-def test_a_second_container_in_the_migrator_pod_gets_no_token() -> None:
+@pytest.mark.parametrize("hook", sorted(API_PODS.values()))
+def test_a_second_container_in_an_api_pod_gets_no_token(hook: str) -> None:
     """The check is per container: a sidecar added to the pod sees no token."""
-    (migrator,) = [o for o in render("base") if o["kind"] == "Deployment"
-                   and o["metadata"]["name"] == "migrator"]  # fmt: skip
-    spec = yaml.safe_load(yaml.safe_dump(migrator["spec"]["template"]["spec"]))
+    (deployment,) = [o for o in render("base") if o["kind"] == "Deployment"
+                     and o["metadata"]["name"] == hook]  # fmt: skip
+    spec = yaml.safe_load(yaml.safe_dump(deployment["spec"]["template"]["spec"]))
     spec["containers"].append({"name": "sidecar", "image": "x", "volumeMounts": []})
     tokens = token_volumes(spec)
     holders = {c["name"] for c in spec["containers"]
                for m in c.get("volumeMounts", []) if m["name"] in tokens}  # fmt: skip
-    assert holders == {"migrator"}
+    assert holders == {hook}
     assert spec["automountServiceAccountToken"] is False
 
 
-def rules_of(objects: tuple[dict[str, Any], ...]) -> set[Rule]:
+def rules_of(obj: dict[str, Any]) -> set[Rule]:
+    """The rules of one Role or ClusterRole."""
+    scope = "cluster" if obj["kind"] == "ClusterRole" else "namespace"
+    assert "aggregationRule" not in obj
     out: set[Rule] = set()
+    for rule in obj.get("rules", []):
+        assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out.add((scope, group, resource, verb))
+    return out
+
+
+def grants_of(objects: tuple[dict[str, Any], ...]) -> dict[str, set[Rule]]:
+    """Service account ``<ns>/<name>`` -> the rules its bindings grant it."""
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+             for o in objects if o["kind"] in {"Role", "ClusterRole"}}  # fmt: skip
+    used: set[tuple[str, str | None, str]] = set()
+    out: dict[str, set[Rule]] = {}
     for obj in objects:
-        if obj["kind"] not in {"Role", "ClusterRole"}:
+        if obj["kind"] not in {"RoleBinding", "ClusterRoleBinding"}:
             continue
-        scope = "cluster" if obj["kind"] == "ClusterRole" else "namespace"
-        assert "aggregationRule" not in obj
-        for rule in obj.get("rules", []):
-            assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule
-            for group in rule["apiGroups"]:
-                for resource in rule["resources"]:
-                    for verb in rule["verbs"]:
-                        out.add((scope, group, resource, verb))
+        ref = obj["roleRef"]
+        namespace = obj["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        key = (ref["kind"], namespace, ref["name"])
+        assert key in roles, f"{obj['metadata']['name']}: no {key}"
+        used.add(key)
+        for subject in obj["subjects"]:
+            assert subject["kind"] == "ServiceAccount", subject
+            account = f"{subject['namespace']}/{subject['name']}"
+            out.setdefault(account, set()).update(rules_of(roles[key]))
+    assert used == set(roles), f"roles bound to nobody: {set(roles) - used}"
     return out
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_rbac_is_the_allow_list_without_wildcards_or_escalation(overlay: str) -> None:
     objects = render(overlay)
-    rules = rules_of(objects)
-    assert rules == EXPECTED_RULES[overlay]
-    live = render_env(overlay)["INTEGRATION_MODE"] == "live"
-    if not live:  # a dry-run migrator may read, nothing else
-        assert {verb for *_, verb in rules} <= READ_VERBS
+    grants = grants_of(objects)
+    assert grants == EXPECTED_RULES[overlay]
+    for account, rules in grants.items():
+        live = render_env(overlay, ENV_CONFIGMAP[account])["INTEGRATION_MODE"]
+        if live != "live":  # a dry-run hook may read, nothing else
+            assert {verb for *_, verb in rules} <= READ_VERBS, account
+    rules = set().union(*grants.values())
     for _, group, resource, verb in rules:
         assert "*" not in group and "*" not in resource, (group, resource)
         assert verb not in FORBIDDEN_VERBS, verb
@@ -282,16 +337,33 @@ def permission(api: str, method: str) -> Rule:
     return scope, _GROUPS[api], plural + sub, _VERBS[verb]
 
 
-def migrator_modules() -> list[Path]:
-    """Source files of every ``hooks`` module ``python -m hooks.migrator`` imports."""
+def hook_modules(hook: str) -> list[Path]:
+    """Source files of every ``hooks`` module ``python -m hooks.<hook>`` imports."""
     code = (
-        "import sys, hooks.migrator.__main__; "
+        f"import sys, hooks.{hook}.__main__; "
         "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
         "if m.__name__.startswith('hooks') and getattr(m, '__file__', None)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True, check=True, cwd=ROOT)  # fmt: skip
     return sorted(Path(line) for line in done.stdout.split())
+
+
+def migrator_modules() -> list[Path]:
+    """Source files of every ``hooks`` module ``python -m hooks.migrator`` imports."""
+    return hook_modules("migrator")
+
+
+def needed_rules(source: str) -> set[Rule]:
+    """The rules the client calls in ``source`` need."""
+    needed: set[Rule] = set()
+    for api, method in _CALL.findall(source):
+        if api != "policy" or "_" in method:  # api.policy is also the retry policy
+            needed.add(permission(api, method))
+    for api, method in _WATCH.findall(source):
+        scope, group, resource, _ = permission(api, method)
+        needed.add((scope, group, resource, "watch"))
+    return needed
 
 
 def test_permission_parser_reads_client_method_names() -> None:
@@ -311,21 +383,56 @@ def test_rbac_grants_exactly_what_the_migrator_source_calls() -> None:
     for file in files:
         source = file.read_text()
         ast.parse(source)  # a module that does not parse would hide calls
-        for api, method in _CALL.findall(source):
-            if api != "policy" or "_" in method:  # api.policy is also the retry policy
-                needed.add(permission(api, method))
-        for api, method in _WATCH.findall(source):
-            scope, group, resource, _ = permission(api, method)
-            needed.add((scope, group, resource, "watch"))
+        needed |= needed_rules(source)
     granted = BASE_RULES | LIVE_RULES | CORDON_RULES
     assert needed <= granted, f"calls without a grant: {sorted(needed - granted)}"
     assert granted <= needed, f"grants nothing calls: {sorted(granted - needed)}"
 
 
-def render_env(overlay: str) -> dict[str, str]:
-    """The migrator's ConfigMap environment in ``overlay``."""
+SCALER_EXECUTOR = ("Scaler", "__call__")
+"""The live executor of ``ScaleDeployment`` (hooks/kubernetes/scaler.py): the
+dry-run actuator never calls it, so what only it calls is live-only."""
+
+
+def split_executor(source: str) -> tuple[str, str]:
+    """``source`` without the executor's body, and that body alone ("" if absent)."""
+    tree = ast.parse(source)  # a module that does not parse would hide calls
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == SCALER_EXECUTOR[0]:
+            for item in node.body:
+                if (isinstance(item, ast.FunctionDef)
+                        and item.name == SCALER_EXECUTOR[1]):  # fmt: skip
+                    lines = source.splitlines(keepends=True)
+                    start, end = item.lineno - 1, item.end_lineno or item.lineno
+                    body = "".join(lines[start:end])
+                    return "".join(lines[:start] + lines[end:]), body
+    return source, ""
+
+
+def test_rbac_grants_exactly_what_the_scaler_source_calls() -> None:
+    """Dry-run rights from every call but the live executor's; live adds the rest."""
+    files = hook_modules("scaler")
+    assert {"loop.py", "scaler.py", "state.py"} <= {f.name for f in files}
+    dry_run: set[Rule] = set()
+    live: set[Rule] = set()
+    executors = 0
+    for file in files:
+        rest, executor = split_executor(file.read_text())
+        executors += bool(executor)
+        dry_run |= needed_rules(rest)
+        live |= needed_rules(executor)
+    assert executors == 1, "Scaler.__call__ not found: the split would be empty"
+    live -= dry_run
+    for granted, needed, what in ((SCALER_BASE_RULES, dry_run, "dry-run"),
+                                  (SCALER_LIVE_RULES, live, "live")):  # fmt: skip
+        assert needed <= granted, f"{what} calls without a grant: {needed - granted}"
+        assert granted <= needed, f"{what} grants nothing calls: {granted - needed}"
+
+
+def render_env(overlay: str, name: str = "migrator-env") -> dict[str, str]:
+    """A hook's ConfigMap environment in ``overlay`` (default: the migrator's)."""
     (config,) = [o for o in render(overlay)
-                 if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "migrator-env"]  # fmt: skip
+                 if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name]  # fmt: skip
     data: dict[str, str] = config["data"]
     return data
 
@@ -347,6 +454,66 @@ def test_dry_run_is_the_default_and_live_only_in_live_overlays() -> None:
     key = next(e for e in container["env"] if e["name"] == "POLICY_API_KEY")
     assert key["valueFrom"]["secretKeyRef"] == {"name": "policy-server-api-key",
                                                  "key": "key"}  # fmt: skip
+
+
+def test_the_scaler_is_dry_run_by_default_and_live_only_in_live_overlays() -> None:
+    modes = {o: render_env(o, "scaler-env")[MODE_VARIABLE] for o in OVERLAYS}
+    assert modes == {"base": "dry-run", "overlays/live": "live",
+                     "overlays/reach-cordon": "live",
+                     "overlays/federation": "dry-run"}  # fmt: skip
+
+
+HOOK_SECTIONS = {"migrator-env": {"kubernetes", "migrator", "prometheus"},
+                 "scaler-env": {"kubernetes", "prometheus", "scaler"}}  # fmt: skip
+"""A hook's ConfigMap -> the ``hooks.config`` sections that hook reads."""
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("configmap", sorted(HOOK_SECTIONS))
+def test_every_env_key_is_a_setting_of_its_hook(overlay: str, configmap: str) -> None:
+    """No key that would be silently ignored (POLICY_URL in scaler-env: the migrator's)."""
+    env = render_env(overlay, configmap)
+    for key in env:
+        if key == MODE_VARIABLE:  # hooks.mode, not a setting
+            continue
+        assert key in ENV_OVERRIDES, f"{configmap}: no hook setting reads {key}"
+        section = ENV_OVERRIDES[key][0]
+        assert section in HOOK_SECTIONS[configmap], (
+            f"{configmap}: {key} sets {section}.*, which this hook does not read"
+        )
+    load_config(env)  # every value parses
+
+
+def test_the_scaler_runs_monitor_with_settings_its_guard_rails_accept() -> None:
+    objects = render("base")
+    (scaler,) = [o for o in objects if o["kind"] == "Deployment"
+                 and o["metadata"]["name"] == "scaler"]  # fmt: skip
+    assert scaler["spec"]["replicas"] == 0  # opt in: base serves a REACH checkpoint
+    assert scaler["spec"]["strategy"] == {"type": "Recreate"}
+    template = scaler["spec"]["template"]
+    assert "prometheus.io/scrape" not in (template["metadata"].get("annotations") or {})
+    (container,) = template["spec"]["containers"]
+    args = container["args"]
+    assert args == ["python", "-m", "hooks.scaler", "monitor"]
+    assert entrypoint.command(args, {}) == args  # no role: runs as given
+    assert container["envFrom"] == [{"configMapRef": {"name": "scaler-env"}}]
+    key = next(e for e in container["env"] if e["name"] == POLICY_API_KEY_ENV)
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "policy-server-api-key",
+                                                 "key": "key"}  # fmt: skip
+    cfg = load_config(render_env("base", "scaler-env"))
+    check_scaler(cfg)  # else it exits 2 at start-up (CrashLoopBackOff)
+    (service,) = [o for o in objects if o["kind"] == "Service"
+                  and o["metadata"]["name"] == "policy-server"]  # fmt: skip
+    port = service["spec"]["ports"][0]["port"]
+    assert cfg.scaler.policy_url == f"http://policy-server.frl.svc:{port}"
+    for path in (cfg.scaler.output, cfg.scaler.plan_file):  # the one writable path
+        assert Path(path).is_relative_to("/var/lib/frl"), path
+    for overlay in OVERLAYS:  # its Roles are where its pools are
+        namespace = load_config(render_env(overlay, "scaler-env")).kubernetes.namespace
+        roles = {o["metadata"]["namespace"] for o in render(overlay)
+                 if o["kind"] == "RoleBinding" and any(
+                     s["name"] == "scaler" for s in o["subjects"])}  # fmt: skip
+        assert roles == {namespace}, overlay
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
