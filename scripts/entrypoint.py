@@ -16,6 +16,8 @@ role           runs
 ``experiment`` ``python -m scripts.run_experiment ...`` (an experiment sweep)
 ``serve``      ``python -m serving ...`` (policy server)
 ``migrator``   ``python -m hooks.migrator ...``
+``scaler``     ``python -m hooks.scaler ...`` (pool replicas from the two-tier policy)
+``openstack``  ``python -m hooks.openstack ...`` (one server where the policy says)
 ``certs``      ``python -m scripts.make_certs ...``
 ``register``   ``python -m scripts.register_nodes ...`` (SuperNode keys)
 =============  ================================================================
@@ -48,6 +50,8 @@ ROLES: dict[str, list[str]] = {
     "experiment": ["python", "-m", "scripts.run_experiment"],
     "serve": ["python", "-m", "serving"],
     "migrator": ["python", "-m", "hooks.migrator"],
+    "scaler": ["python", "-m", "hooks.scaler"],
+    "openstack": ["python", "-m", "hooks.openstack"],
     "certs": ["python", "-m", "scripts.make_certs"],
     "register": ["python", "-m", "scripts.register_nodes"],
 }
