@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "hooks"
 """Where the shipped YAML files live (``conf`` is package data)."""
@@ -405,8 +407,28 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     ),
     "HOOKS_SCALER_OUTPUT": ("scaler", "output", str),
     "HOOKS_SCALER_PLAN_FILE": ("scaler", "plan_file", str),
+    "HOOKS_OPENSTACK_PLAN_FILE": ("openstack", "plan_file", str),
 }  # fmt: skip
 """Environment variable -> (section, field, parser)."""
+
+
+def _merge(merged: Any, path: Path, section: str | None) -> Any:
+    """``merged`` with the YAML file ``path`` (under ``section``) laid over it.
+
+    Raises:
+        ValueError: the file cannot be read, is not YAML, or names a setting that
+            does not exist (each naming the file).
+    """
+    try:
+        loaded = OmegaConf.load(path)
+    except OSError as err:
+        raise ValueError(f"{path}: expected a readable YAML file ({err})") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: expected YAML ({err})") from None
+    try:
+        return OmegaConf.merge(merged, {section: loaded} if section else loaded)
+    except ConfigKeyError as err:
+        raise ValueError(f"{path}: no such setting ({err.msg})") from None
 
 
 def load_config(
@@ -417,15 +439,16 @@ def load_config(
     Raises:
         omegaconf.errors.ValidationError: a YAML value of the wrong type (the message
             names the full key).
-        ValueError: an environment variable that does not parse (names it).
+        ValueError: an environment variable that does not parse (names it), or a
+            YAML file that cannot be read, parsed or merged (names it).
     """
     merged = OmegaConf.structured(HooksConfig)
     for section in SECTIONS:
         path = conf_dir / f"{section}.yaml"
         if path.is_file():
-            merged = OmegaConf.merge(merged, {section: OmegaConf.load(path)})
+            merged = _merge(merged, path, section)
     for path in extra:
-        merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        merged = _merge(merged, path, None)
     cfg = OmegaConf.to_object(merged)
     assert isinstance(cfg, HooksConfig)
     for variable, (section, name, parse) in ENV_OVERRIDES.items():

@@ -25,6 +25,7 @@ from hooks.kubernetes.client import KubeApi, find_credentials
 from hooks.kubernetes.migration import PodMigrator, Timeouts
 from hooks.kubernetes.reach_protocol import CordonMigrator
 from hooks.kubernetes.reach_protocol import reconcile as reconcile_cordons
+from hooks.logs import setup_logging
 from hooks.migrator.loop import POLICY_RETRY, MigratorLoop, health_window
 from hooks.migrator.policy import POLICY_API_KEY_ENV, PolicyClient
 from hooks.migrator.telemetry import Telemetry
@@ -81,10 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(parser, args.log_level)
     try:
         cfg = load_config(os.environ, *args.config)
         if args.mode:

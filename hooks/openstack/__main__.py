@@ -5,14 +5,15 @@ aggregate whose metadata ``<openstack.pool_metadata_key>=<pool>`` names it
 (:func:`~hooks.openstack.placement.plan_server`), or nothing happens.
 
 Settings: ``conf/hooks/openstack.yaml`` (section ``openstack``), ``--config`` overlays,
-then the environment (``OS_CLOUD`` and the SDK's ``OS_*``); ``--flavor``, ``--image``,
-``--network`` and ``--plan-file`` override them. Aggregates, placement capacity and
-the flavor are read in both modes (a dry run refuses what live would refuse), so
+then the environment (``OS_CLOUD`` and the SDK's ``OS_*``,
+``HOOKS_OPENSTACK_PLAN_FILE``); ``--flavor``, ``--image``, ``--network`` and
+``--plan-file`` override them. It logs in and reads aggregates, placement capacity
+and the flavor in both modes (a dry run refuses what placement would refuse), so
 credentials are needed either way. Dry-run (the default) records the plan; live
 (``INTEGRATION_MODE=live`` and credentials) creates the port and boots the server
 through :func:`~hooks.openstack.placement.placement_actuator`. One JSON line on stdout
 gives the outcome. Exit codes: 0 planned or created, 1 refused or failed, 2 bad
-settings or arguments, or no credentials.
+settings or arguments, an unwritable plan file, no credentials or a failed login.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from openstack import exceptions as os_exc
 
 from hooks.config import OpenStackConfig, load_config
 from hooks.errors import HookError, RefusedError, RetryPolicy, with_retries
+from hooks.logs import setup_logging
 from hooks.openstack.placement import (
     connect,
     find_credentials,
@@ -88,6 +90,26 @@ def check(cfg: OpenStackConfig, name: str, pool: str) -> None:
         raise ValueError("openstack.plan_file (--plan-file): expected a path, got ''")
 
 
+def _check_writable(plan_file: Path) -> None:
+    """Refuse a plan file that cannot be appended to, before any read or act.
+
+    Raises:
+        ValueError: naming the setting and the path.
+    """
+    if plan_file.exists():
+        writable = plan_file.is_file() and os.access(plan_file, os.W_OK)
+    else:  # its missing folders are made at the first append
+        folder = plan_file.parent
+        while not folder.exists():
+            folder = folder.parent
+        writable = folder.is_dir() and os.access(folder, os.W_OK)
+    if not writable:
+        raise ValueError(
+            f"openstack.plan_file (--plan-file, HOOKS_OPENSTACK_PLAN_FILE): "
+            f"expected a file this user can append to, got {str(plan_file)!r}"
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -106,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         help="boot one server on a host of the aggregate hosting the chosen pool",
         description="Plan (and, live, boot) one server on a host of the aggregate "
         "hosting the pool. Exit codes: 0 planned or created, 1 refused or failed, "
-        "2 bad settings or arguments.",
+        "2 bad settings or arguments, no credentials or a failed login.",
     )  # fmt: skip
     place.add_argument("--name", required=True,
                        help="server name (its port is <name>-port)")  # fmt: skip
@@ -118,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     place.add_argument("--flavor", help="flavor name or id (openstack.flavor)")
     place.add_argument("--image", help="image id (openstack.image)")
     place.add_argument("--network", help="network name or id (openstack.network)")
-    place.add_argument("--plan-file", type=Path,
+    place.add_argument("--plan-file",
                        help="JSONL plan record (openstack.plan_file)")  # fmt: skip
     return parser
 
@@ -130,11 +152,9 @@ def _emit(record: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, choose the actuator once, read, plan, act."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    parser = _parser()
+    args = parser.parse_args(argv)
+    setup_logging(parser, args.log_level)
     connections: list[Any] = []
 
     def connection(cfg: OpenStackConfig) -> Any:
@@ -149,8 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, setting) is not None:
                 setattr(cfg, setting, getattr(args, setting))
         if args.plan_file is not None:
-            cfg.plan_file = str(args.plan_file)
+            cfg.plan_file = args.plan_file
         check(cfg, args.name, args.pool)
+        _check_writable(Path(cfg.plan_file))
         actuator = placement_actuator(cfg, os.environ, Path(cfg.plan_file), connection)
         if find_credentials(cfg, os.environ) is None:
             raise ValueError(
@@ -161,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         conn = connection(cfg)
     except (ValueError, HookError, os_exc.SDKException) as err:
         log.error("cannot start: %s", err)
+        return 2
+    try:
+        conn.authorize()  # the login, before any read: a clear answer if it fails
+    except Exception as err:  # keystoneauth raises plain Exceptions for bad options
+        log.error("cannot start: credentials: the login failed: %s: %s",
+                  type(err).__name__, err)  # fmt: skip
         return 2
     mode = actuator.mode.value
     log.info("MODE %s: place Server %s/%s in pool %s (flavor %s)",
@@ -176,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.flavor_vcpus, state.flavor_memory_mb, state.flavor_extra_specs,
         )  # fmt: skip
         server = actuator.apply(action)
+    except OSError as err:  # the plan file (written before acting)
+        log.error("failed: %s", err)
+        _emit({"outcome": "failed", "mode": mode, "name": args.name,
+               "pool": args.pool, "error": f"plan file: {err}"})  # fmt: skip
+        return 1
     except HookError as err:
         outcome = "refused" if isinstance(err, RefusedError) else "failed"
         log.error("%s: %s", outcome, err)

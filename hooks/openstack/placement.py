@@ -129,8 +129,10 @@ def translate(obj: str) -> Callable[[BaseException], HookError | None]:
             return classify(obj, exc.http_status, exc.message or str(exc),
                             str(wait) if wait else None)  # fmt: skip
         if isinstance(exc, os_exc.ResourceTimeout | os_exc.SDKException | OSError
-                      | ksa_exc.ClientException):  # fmt: skip
+                      | ksa_exc.ConnectionError):  # fmt: skip
             return classify(obj, None, str(exc))
+        if isinstance(exc, ksa_exc.ClientException):  # no endpoint, bad auth options
+            return PermanentHookError(obj, None, f"{type(exc).__name__}: {exc}")
         return None
 
     return convert
@@ -356,7 +358,9 @@ class ServerPlacer:
                 server, status="ACTIVE", failures=["ERROR"],
                 interval=self.interval, wait=self.wait,
             )  # fmt: skip
-        except (HookError, os_exc.SDKException) as err:
+        except (HookError, os_exc.SDKException, ksa_exc.ClientException) as err:
+            # ClientException: keystoneauth's transport (a lost connection while
+            # waiting for ACTIVE), which the SDK does not wrap
             log.error("%s failed (%s); deleting its server and port", obj, err)
             left = self._roll_back(server, action.name, port)
             cleanup = (

@@ -22,6 +22,7 @@ from hooks.config import HooksConfig, RunMode, load_config
 from hooks.errors import HookError, RetryPolicy
 from hooks.kubernetes.client import KubeApi, find_credentials
 from hooks.kubernetes.scaler import Scaler
+from hooks.logs import setup_logging
 from hooks.migrator.policy import POLICY_API_KEY_ENV
 from hooks.mode import make_actuator, resolve_mode
 from hooks.prometheus import PrometheusAdapter
@@ -73,10 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(parser, args.log_level)
     try:
         cfg = load_config(os.environ, *args.config)
         if args.mode:

@@ -177,3 +177,22 @@ def test_permanent_errors_are_not_retried_and_tries_are_bounded() -> None:
     assert len(calls) == 3
     with pytest.raises(ValueError, match="attempts: expected >= 1, got 0"):
         RetryPolicy(attempts=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "expected a readable YAML file"),
+        ("openstack: [\n", "expected YAML"),
+        ("openstack: {flavour: m1.small}\n", "no such setting (Key 'flavour'"),
+    ],
+)
+def test_a_settings_file_that_cannot_be_used_is_named(
+    tmp_path: Path, text: str | None, message: str
+) -> None:
+    """Every CLI turns ValueError into exit 2: a missing file, bad YAML or a typo."""
+    overlay = tmp_path / "site.yaml"
+    if text is not None:
+        overlay.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(f"{overlay}: {message}")):
+        load_config({}, overlay)

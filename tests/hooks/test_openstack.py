@@ -12,6 +12,7 @@ from typing import Any
 import openstack
 import pytest
 import yaml
+from keystoneauth1 import exceptions as ksa_exc
 
 from hooks.actions import PlaceServer
 from hooks.config import OpenStackConfig
@@ -182,6 +183,24 @@ def test_a_server_in_error_is_deleted_with_its_port(cloud: OpenStackDouble) -> N
         "DELETE /compute/v2.1/servers",
         "DELETE /network/v2.0/ports",
     ]
+    assert cloud.servers == {} and cloud.ports == {}
+
+
+def test_a_connection_lost_while_waiting_is_rolled_back_as_a_hook_error(
+    cloud: OpenStackDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport errors of keystoneauth are not the SDK's: they roll back too."""
+    conn = _connect(cloud)
+
+    def lost(*args: Any, **kwargs: Any) -> Any:
+        raise ksa_exc.ConnectFailure("connection reset while polling the server")
+
+    monkeypatch.setattr(conn.compute, "wait_for_server", lost)
+    placer = ServerPlacer(conn, wait=10.0, interval=0.02)
+    action = PlaceServer("frl", "worker-1", "img-1", "m1.small", "frl-net", "edge-az")
+    with pytest.raises(PermanentHookError, match="connection reset") as caught:
+        placer(action)
+    assert "were deleted" in str(caught.value)
     assert cloud.servers == {} and cloud.ports == {}
 
 

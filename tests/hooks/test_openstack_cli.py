@@ -239,3 +239,77 @@ def test_a_missing_argument_and_missing_credentials_exit_2(
     assert "MODE dry-run (INTEGRATION_MODE=live but no credentials found" in done.stderr
     assert "cannot start: no credentials: expected a clouds.yaml entry" in done.stderr
     assert cloud.calls == []
+
+
+@pytest.mark.parametrize(
+    ("plan_file", "message"),
+    [
+        ("", "openstack.plan_file (--plan-file): expected a path, got ''"),
+        ("{tmp}/config-as-dir/plan.jsonl",  # a folder that is a file
+         "openstack.plan_file (--plan-file, HOOKS_OPENSTACK_PLAN_FILE): expected a "
+         "file this user can append to"),
+        ("{tmp}", "expected a file this user can append to"),  # a folder
+    ],
+)  # fmt: skip
+def test_a_plan_file_that_cannot_be_written_exits_2_before_any_read(
+    cloud: OpenStackDouble, tmp_path: Path, plan_file: str, message: str
+) -> None:
+    (tmp_path / "config-as-dir").write_text("not a folder")
+    done = place(cli_env(tmp_path, cloud, INTEGRATION_MODE="live"), "--config",
+                 str(overlay(tmp_path)), "--name", "worker-1", "--pool", "edge",
+                 "--plan-file", plan_file.format(tmp=tmp_path))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cannot start: " in done.stderr and message in done.stderr
+    assert cloud.calls == [] and done.stdout == ""
+
+
+def test_the_plan_file_can_come_from_the_environment(
+    cloud: OpenStackDouble, tmp_path: Path
+) -> None:
+    chosen = tmp_path / "elsewhere" / "plan.jsonl"
+    env = cli_env(tmp_path, cloud, HOOKS_OPENSTACK_PLAN_FILE=str(chosen))
+    done = place(env, "--config", str(overlay(tmp_path)), "--name", "worker-1",
+                 "--pool", "edge")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [r["aggregate"] for r in read_jsonl(chosen)] == ["edge-agg"]
+    assert not (tmp_path / "out" / "plan.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("drop_password", "message"),
+    [
+        (True, "credentials: the login failed"),  # incomplete options
+        (False, "(HTTP 401)"),  # Keystone refuses the login
+    ],
+)  # fmt: skip
+def test_a_failed_login_exits_2_with_its_reason_and_reads_nothing(
+    cloud: OpenStackDouble, tmp_path: Path, drop_password: bool, message: str
+) -> None:
+    env = cli_env(tmp_path, cloud)
+    if drop_password:
+        env.pop("OS_PASSWORD")
+    else:
+        cloud.fault("POST", r"/auth/tokens$", 401)
+    done = place(env, "--config", str(overlay(tmp_path)), "--name", "worker-1",
+                 "--pool", "edge")  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cannot start: credentials: the login failed: " in done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert "/compute/v2.1/os-aggregates" not in {c.path for c in cloud.calls}
+
+
+def test_a_bad_log_level_or_settings_file_exits_2_without_a_traceback(
+    cloud: OpenStackDouble, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, cloud)
+    done = place(env, "--config", str(overlay(tmp_path)), "--name", "worker-1",
+                 "--pool", "edge", "--log-level", "loud")  # fmt: skip
+    assert done.returncode == 2
+    assert "--log-level: expected debug, info, warning or error, got 'loud'" in (
+        done.stderr)  # fmt: skip
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("openstack: {flavour: m1.small}\n")
+    done = place(env, "--config", str(typo), "--name", "worker-1", "--pool", "edge")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot start: {typo}: no such setting (Key 'flavour'" in done.stderr
+    assert cloud.calls == []
