@@ -89,20 +89,27 @@ def front_points(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def dominance(
-    points: Sequence[dict[str, Any]], candidate: str, objectives: Sequence[str]
+    points: Sequence[dict[str, Any]],
+    candidate: str | Sequence[str],
+    objectives: Sequence[str],
 ) -> dict[str, Any]:
     """Which of ``candidate``'s points dominate each other point, on ``objectives``.
 
+    ``candidate``: one policy, or several judged as one front (a rule at several
+    settings).
+
     Raises:
-        ValueError: ``candidate`` has no point, or an unknown objective.
+        ValueError: a candidate has no point, or an unknown objective.
     """
-    mine = [p for p in points if p["policy"] == candidate]
-    others = [p for p in points if p["policy"] != candidate]
-    if not mine:
+    names = [candidate] if isinstance(candidate, str) else list(candidate)
+    known = sorted({p["policy"] for p in points})
+    missing = [name for name in names if name not in known]
+    if not names or missing:
         raise ValueError(
-            f"candidate: expected one of {sorted({p['policy'] for p in points})}, "
-            f"got {candidate!r}"
+            f"candidate: expected some of {known}, got {missing or names!r}"
         )
+    mine = [p for p in points if p["policy"] in names]
+    others = [p for p in points if p["policy"] not in names]
     mine_values = np.array([_values(p, objectives) for p in mine])
     rows = []
     for other in others:
@@ -123,7 +130,7 @@ def dominance(
     front = non_dominated(every)
     return {
         "objectives": ["carbon", *objectives],
-        "candidate": candidate,
+        "candidate": names,
         "dominated": sum(bool(r["dominated_by"]) for r in rows),
         "others": len(rows),
         "dominates_all": all(r["dominated_by"] for r in rows),

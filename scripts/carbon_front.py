@@ -9,7 +9,9 @@ r"""Whether one policy's carbon front dominates the others' points, as JSON.
 ``--points``: JSON or JSON-lines files of ``scripts.benchmarks.carbon_bound``
 reports, one per carbon weight (``carbon_weight`` in each), on one protocol
 (checked). Each ``--objectives`` is one set of latency objectives judged with carbon
-(``p95_all``, ``slo``, ``p95_types``); one JSON object per set. Exit 2 on bad input.
+(``p95_all``, ``slo``, ``p95_types``); one JSON object per set. ``--candidate``
+repeated judges several policies as one front (a rule at several settings). Exit 2
+on bad input.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from scripts.plot_carbon_bound import read_reports
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carbon_front", description=__doc__)
     parser.add_argument("--points", type=Path, nargs="+", required=True)
-    parser.add_argument("--candidate", default="learned", help="the policy judged")
+    parser.add_argument(
+        "--candidate", action="append", default=[],
+        help="the policy judged (default learned); repeated: one front of several",
+    )  # fmt: skip
     parser.add_argument(
         "--objectives", action="append", default=[],
         help=f"comma-separated, of {', '.join(OBJECTIVES)}; repeatable",
@@ -40,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports = [r for path in args.points for r in read_reports(path)]
         points = front_points(reports)
         for objectives in sets:
-            print(json.dumps(dominance(points, args.candidate, objectives)))
+            judged = args.candidate or ["learned"]
+            print(json.dumps(dominance(points, judged, objectives)))
     except KeyError as exc:
         print(f"carbon_front: a report lacks {exc} (not a carbon_bound report?)",
               file=sys.stderr)  # fmt: skip
