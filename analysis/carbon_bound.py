@@ -14,6 +14,7 @@ using an allowance between two computed ones is bounded by the next one up.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,27 @@ def latency_factor(
     )
 
 
+PROTOCOL_KEYS = ("scenario", "regions", "seeds", "decisions", "latency_greedy")
+"""What two reports must share for their policies to be compared."""
+
+
+def check_protocol(
+    reference: dict[str, Any], reports: Sequence[dict[str, Any]], whose: str
+) -> None:
+    """Every report measured on ``reference``'s protocol.
+
+    Raises:
+        ValueError: naming the first report and key that differ.
+    """
+    for i, report in enumerate(reports):
+        for key in PROTOCOL_KEYS:
+            if report.get(key) != reference.get(key):
+                raise ValueError(
+                    f"reports[{i}].{key}: expected {whose} {reference.get(key)!r} "
+                    f"(one protocol), got {report.get(key)!r}"
+                )
+
+
 def points(
     bound: dict[str, Any], reports: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -46,15 +68,9 @@ def points(
     """
     pooled = bound["goal"]["p95"] == "pooled"
     miss_limit = bound["latency_greedy"]["slo_miss_pct"] + bound["goal"]["slo_points"]
-    keys = ("scenario", "regions", "seeds", "decisions", "latency_greedy")
+    check_protocol(bound, reports, "the bound's")
     out = []
-    for i, report in enumerate(reports):
-        for key in keys:
-            if report.get(key) != bound.get(key):
-                raise ValueError(
-                    f"reports[{i}].{key}: the bound's {bound.get(key)!r} (same "
-                    f"protocol), got {report.get(key)!r}"
-                )
+    for report in reports:
         weight = report.get("carbon_weight")
         for policy in report["policies"]:
             label = policy["policy"] + ("" if weight is None else f" ({weight:g})")

@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from analysis.carbon_bound import check_protocol
 from analysis.pareto import non_dominated
 
 OBJECTIVES = ("p95_all", "slo", "p95_types")
 """Latency objectives besides carbon: the pooled p95, the SLO-miss rate, and every
 request type's p95 (one objective per type)."""
-PROTOCOL_KEYS = ("scenario", "regions", "seeds", "decisions", "latency_greedy")
-"""What two reports must share to put their points on one front."""
 
 
 def _values(policy: dict[str, Any], objectives: Sequence[str]) -> list[float]:
@@ -64,13 +63,8 @@ def front_points(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         reference
         | {"label": "latency_greedy", "policy": "latency_greedy", "reduction_pct": 0.0}
     ]
+    check_protocol(first, reports, "the first report's")
     for i, report in enumerate(reports):
-        for key in PROTOCOL_KEYS:
-            if report.get(key) != first.get(key):
-                raise ValueError(
-                    f"reports[{i}].{key}: expected the first report's "
-                    f"{first.get(key)!r} (one protocol), got {report.get(key)!r}"
-                )
         weight = report.get("carbon_weight")
         if weight is None:
             raise ValueError(
