@@ -51,6 +51,9 @@ def _values(policy: dict[str, Any], objectives: Sequence[str]) -> list[float]:
 def front_points(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every policy of every report as a labelled point, latency-greedy once.
 
+    A label is ``<policy> (<carbon weight>)``; one already taken (the same policy
+    and weight measured again, e.g. at other limits) names its report too.
+
     Raises:
         ValueError: no report, or a report measured on another protocol than the
             first (naming the key), or a report without its ``carbon_weight``.
@@ -72,13 +75,10 @@ def front_points(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "at (a front sweeps it), got none"
             )
         for policy in report["policies"]:
-            out.append(
-                policy
-                | {
-                    "label": f"{policy['policy']} ({weight:g})",
-                    "carbon_weight": weight,
-                }
-            )
+            label = f"{policy['policy']} ({weight:g})"
+            if any(p["label"] == label for p in out):  # another setting, same names
+                label = f"{label} [reports[{i}]]"
+            out.append(policy | {"label": label, "carbon_weight": weight})
     return out
 
 

@@ -170,3 +170,13 @@ def test_several_policies_are_judged_as_one_front() -> None:
         "other (1)": ["rule@2 (1)"],
         "fast (1)": [],
     }
+
+
+def test_a_policy_measured_twice_at_one_weight_keeps_both_points_apart() -> None:
+    again = _report(0.5, _policy("rule", 22.0, 250.0, 1.0))
+    points = front_points([*_reports(), again])
+    labels = [p["label"] for p in points]
+    assert labels.count("rule (0.5)") == 1 and "rule (0.5) [reports[2]]" in labels
+    assert (
+        _by(dominance(points, "learned", ["p95_all"]))["rule (0.5) [reports[2]]"] == []
+    )
